@@ -1,0 +1,220 @@
+"""treelike: make a class a JAX pytree whose tracked params stay params.
+
+A registered object splits into *children* (fields holding arrays, params or other
+trees) and *static* fields (functions, numbers, strings, None), which go into the
+hashable aux data. Leaf params are flattened straight to their raw arrays (the aux data
+records which fields they were) and come back as fresh ``param``s when unflattened with
+concrete arrays; with tracers they stay raw, so under ``jax.jit``/``jax.grad`` a model is
+plain JAX. Unflattening never calls ``__init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import numbers
+import types
+
+import jax
+import numpy as np
+
+from ..tracker import Tracked, param
+
+_STATIC, _CHILD, _PARAM = 0, 1, 2
+_MARK = "__treelike_children__"  # set only on rebuilt objects whose children look static
+_SCALARS = (str, bytes, numbers.Number, enum.Enum, type)
+_FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+class _Spec:
+    """How to read and rebuild one registered class."""
+
+    def __init__(self, cls, fields=None, attr=None):
+        self.cls, self.fields, self.attr = cls, fields, attr  # attr: a sequence class
+        self.names = None
+
+    def items(self, obj):
+        """(name, value) pairs of ``obj``: fields, attributes, or positions."""
+        if self.attr is not None:
+            return list(enumerate(getattr(obj, self.attr)))
+        if self.names is None and dataclasses.is_dataclass(self.cls):
+            self.names = tuple(f.name for f in dataclasses.fields(self.cls))
+        if self.names is not None:
+            return [(n, getattr(obj, n)) for n in self.names if hasattr(obj, n)]
+        return [(n, v) for n, v in vars(obj).items() if n != _MARK]
+
+    def fill(self, obj, names, values):
+        """Sets ``values`` on a blank ``obj`` (made by ``object.__new__``)."""
+        if self.attr is not None:
+            object.__setattr__(obj, self.attr, tuple(values))
+        else:
+            for name, value in zip(names, values, strict=True):
+                object.__setattr__(obj, name, value)
+        return obj
+
+
+_specs: dict[type, _Spec] = {}
+
+
+class _ById:
+    """Wraps an unhashable static value; equal only to a wrapper of the same object."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return type(other) is _ById and other.value is self.value
+
+    def __hash__(self):
+        return id(self.value)
+
+
+def _hashable(v):
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return _ById(v)
+
+
+def is_dynamic(v) -> bool:
+    """Does ``v`` hold arrays or params, so that it is a child rather than static?"""
+    if isinstance(v, (jax.Array, np.ndarray, Tracked)):
+        return True
+    if v is None or isinstance(v, _SCALARS):
+        return False
+    if type(v) in _specs:
+        return True
+    if isinstance(v, _FUNCTIONS):
+        return False
+    if isinstance(v, (list, tuple)):
+        return any(map(is_dynamic, v))
+    if isinstance(v, dict):
+        return any(map(is_dynamic, v.values()))
+    leaves = jax.tree_util.tree_leaves(v)
+    return not (len(leaves) == 1 and leaves[0] is v) and any(map(is_dynamic, leaves))
+
+
+def _is_concrete(c) -> bool:
+    return isinstance(c, (jax.Array, np.ndarray)) and not isinstance(c, jax.core.Tracer)
+
+
+def _flatten(obj):
+    spec = _specs[type(obj)]
+    forced = spec.fields
+    if forced is None:
+        forced = getattr(obj, "__dict__", {}).get(_MARK)
+    names, kinds, children, statics = [], [], [], []
+    for name, v in spec.items(obj):
+        names.append(name)
+        dynamic = is_dynamic(v) if forced is None else name in forced
+        if dynamic:
+            if isinstance(v, Tracked) and v.is_leaf:
+                children.append(v.data)
+                kinds.append(_PARAM)
+            else:
+                children.append(v)
+                kinds.append(_CHILD)
+        else:
+            statics.append(_hashable(v))
+            kinds.append(_STATIC)
+    return children, (tuple(names), tuple(kinds), tuple(statics))
+
+
+def _flatten_with_keys(obj):
+    children, aux = _flatten(obj)
+    sequence = _specs[type(obj)].attr is not None
+    key = jax.tree_util.SequenceKey if sequence else jax.tree_util.GetAttrKey
+    keys = [key(n) for n, k in zip(aux[0], aux[1], strict=True) if k != _STATIC]
+    return list(zip(keys, children, strict=True)), aux
+
+
+def _unflatten(cls, aux, children):
+    names, kinds, statics = aux
+    children, statics = iter(children), iter(statics)
+    values, odd = [], False
+    for kind in kinds:
+        if kind == _STATIC:
+            v = next(statics)
+            values.append(v.value if type(v) is _ById else v)
+            continue
+        c = next(children)
+        if kind == _PARAM and _is_concrete(c):
+            c = param(c)
+        odd = odd or not is_dynamic(c)  # e.g. None or a bool from a tree_map
+        values.append(c)
+    spec = _specs[cls]
+    obj = spec.fill(object.__new__(cls), names, values)
+    if odd and spec.fields is None and hasattr(obj, "__dict__"):
+        # keep the same children when this object is flattened again
+        kept = zip(names, kinds, strict=True)
+        obj.__dict__[_MARK] = frozenset(n for n, k in kept if k != _STATIC)
+    return obj
+
+
+def register(cls, fields=None, attr=None):
+    """Registers ``cls`` (once) with JAX; later calls only update ``fields``."""
+    if cls in _specs:
+        _specs[cls].fields = fields
+        return cls
+    _specs[cls] = _Spec(cls, fields, attr)
+    jax.tree_util.register_pytree_with_keys(
+        cls,
+        _flatten_with_keys,
+        lambda aux, children: _unflatten(cls, aux, children),
+        _flatten,
+    )
+    return cls
+
+
+def treelike(cls=None, fields=None):
+    """treelike(cls, fields=None) -> cls
+
+    Registers ``cls`` as a JAX pytree and returns it, as a call (``treelike(Affine)``)
+    or a decorator (``@treelike`` or ``@treelike(fields=("W", "b"))``). Dataclasses are
+    read field by field, other classes by their instance attributes. Fields holding
+    arrays, params or other trees are children; the rest (functions, numbers, strings,
+    None) are static. ``fields`` names the children explicitly. Afterwards ``params``,
+    ``fmap``, ``gpu``, ``jax.tree_util``, ``jax.jit`` and ``gradient`` all see inside.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from fluxjax.tracker import param
+    >>> class Affine:
+    ...     def __init__(self, W, b):
+    ...         self.W, self.b = param(W), param(b)
+    ...     def __call__(self, x):
+    ...         return self.W @ x + self.b
+    >>> _ = treelike(Affine)
+    >>> a = Affine(jnp.ones((2, 3)), jnp.zeros(2))
+    >>> [leaf.shape for leaf in jax.tree_util.tree_leaves(a)]
+    [(2, 3), (2,)]
+    >>> jax.jit(lambda a, x: a(x))(a, jnp.ones(3)).tolist()
+    [3.0, 3.0]
+    """
+    if cls is None:
+        return lambda c: treelike(c, fields)
+    return register(cls, None if fields is None else tuple(fields))
+
+
+def items(obj):
+    """(name, value) pairs a tree walk should visit in a treelike ``obj``, else None."""
+    spec = _specs.get(type(obj))
+    if spec is None:
+        return None
+    pairs = spec.items(obj)
+    if spec.fields is not None:
+        pairs = [(n, v) for n, v in pairs if n in spec.fields]
+    return pairs
+
+
+def rebuilt(obj, fn, memo):
+    """A copy of treelike ``obj`` (no ``__init__``) with ``fn`` applied to each value."""
+    spec = _specs[type(obj)]
+    new = object.__new__(type(obj))
+    memo[id(obj)] = new
+    pairs = spec.items(obj)
+    children = spec.fields
+    values = [fn(v) if children is None or n in children else v for n, v in pairs]
+    return spec.fill(new, [n for n, _ in pairs], values)
