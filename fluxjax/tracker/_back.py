@@ -1,0 +1,115 @@
+"""``back_`` and ``update_``: Flux's imperative ``back!`` and ``update!``."""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+
+from ._graph import backward_fn, cached, ext_sig, ext_value, plan
+from ._node import LeafCell, Tracked, Tracer, _as_float_array
+
+
+def back_(y, Δ=None, *, once=True):
+    """back_(y, Δ=None, *, once=True): backpropagate from ``y``, adding into every param's ``.grad``.
+
+    A scalar ``y`` uses ``Δ = 1``; otherwise pass ``Δ`` of ``y``'s shape. ``once=True``
+    frees the graph, as Flux does: a second ``back_`` through it raises. A NaN or infinite
+    loss raises ``FloatingPointError`` before any gradient is touched.
+
+    >>> from fluxjax import param, grad
+    >>> W = param([1.0, 2.0])
+    >>> back_((W * W).sum())
+    >>> grad(W)
+    Array([2., 4.], dtype=float32)
+    """
+    if not isinstance(y, Tracked):
+        raise TypeError(f"back_ needs a tracked value (made from a param), got {type(y).__name__}")
+    if Δ is None and y.shape != ():
+        raise ValueError(
+            f"back_ of a non-scalar value of shape {y.shape} needs a sensitivity Δ; "
+            "reduce it to a scalar loss (e.g. .sum()) or pass Δ"
+        )
+    if Δ is not None and jnp.shape(Δ) != y.shape:
+        raise ValueError(f"Δ has shape {jnp.shape(Δ)}, but the value has shape {y.shape}")
+    if y._cell is not None:  # backpropagating into a param itself
+        owner = y._cell.owner
+        owner._grad = owner.grad + (1 if Δ is None else _as_float_array(Δ))
+        return None
+    nodes, entries, ext = plan(y, full=True)
+    if any(n._done for n in nodes):
+        raise RuntimeError(
+            "back_ was already called through this graph, which freed it; "
+            "recompute the loss, or pass once=False to the first back_ to keep the graph"
+        )
+    y_value, cells, grads = _run_backward(entries, ext, Δ)
+    if Δ is None and not isinstance(y_value, Tracer) and not math.isfinite(float(y_value)):
+        raise FloatingPointError(f"loss is {float(y_value)}: gradients were not accumulated")
+    if y._value is None:
+        y._value = y_value
+    seen = set()
+    for cell, g in zip(cells, grads):
+        owner = cell.owner
+        owner._grad = g if id(owner) not in seen else owner._grad + g
+        seen.add(id(owner))
+    if once:
+        for n in nodes:
+            n._done = True
+    return None
+
+
+def _run_backward(entries, ext, Δ):
+    kinds = tuple(type(x) is LeafCell for x in ext)
+    cells = [x for x in ext if type(x) is LeafCell]
+    consts = [ext_value(x) for x in ext if type(x) is not LeafCell]
+    owners = set()
+    acc = []
+    for c in cells:
+        first = id(c.owner) not in owners
+        owners.add(id(c.owner))
+        acc.append(first and c.owner._grad is not None)
+    acc = tuple(acc)
+    olds = [c.owner._grad for c, a in zip(cells, acc) if a]
+    seeded = Δ is not None
+    key = ("bwd", tuple(entries), tuple(ext_sig(x) for x in ext), acc, seeded)
+    dy = jnp.asarray(Δ.data if isinstance(Δ, Tracked) else Δ) if seeded else None
+    pend = tuple(_pending_sig(c) for c in cells)
+    ins = [(c.pending[0].value, c.pending[1]) if p else c.get() for c, p in zip(cells, pend)]
+    key = key + (pend,) if any(pend) else key
+    fn = cached(key, lambda: backward_fn(entries, kinds, acc, seeded, pend))
+    y, grads, news = fn(ins, consts, olds, dy)
+    for c, v in zip((c for c, p in zip(cells, pend) if p), news):
+        c.value, c.pending = v, None
+    return y, cells, grads
+
+
+def _pending_sig(c):
+    """``(shape, dtype)`` of a pending update whose old value is known, else False."""
+    if c.value is None and c.pending[0].value is not None:
+        step = c.pending[1]
+        return (step.shape, step.dtype)
+    return False
+
+
+def update_(x, Δ):
+    """update_(x, Δ): ``x.data += data(Δ)``, then reset ``x.grad`` to zeros; returns ``x``.
+
+    >>> from fluxjax import param
+    >>> W = param([1.0, 2.0])
+    >>> update_(W, [0.5, 0.5]).data
+    Array([1.5, 2.5], dtype=float32)
+    """
+    if not isinstance(x, Tracked) or x._cell is None:
+        raise TypeError(f"update_ needs a param (made by param), got {type(x).__name__}")
+    step = Δ.data if isinstance(Δ, Tracked) else Δ
+    cell = x._cell
+    if not hasattr(step, "shape") or not hasattr(step, "dtype"):
+        step = jnp.asarray(step)
+    if jnp.broadcast_shapes(cell.aval[0], step.shape) != cell.aval[0]:
+        raise ValueError(f"update_ of a param of shape {cell.aval[0]} by Δ of shape {step.shape}")
+    if isinstance(step, Tracer) or isinstance(cell.value, Tracer):
+        x._cell = LeafCell((cell.get() + step).astype(cell.aval[1]), x)
+    else:  # deferred: the next compiled replay (or the first read) adds it
+        x._cell = LeafCell(None, x, (cell, step), cell.aval)
+    x._grad = None
+    return x

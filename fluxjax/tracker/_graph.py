@@ -1,0 +1,175 @@
+"""Replaying a recorded graph as one JAX function, compiled and cached by structure.
+
+``plan`` orders the op nodes under a root (a depth-first post-order) and names each
+input by position, so two graphs built the same way (same ops, same static arguments,
+same input shapes and dtypes) get the same *key* whatever their values. A key seen once
+runs uncompiled (cheap for one-off expressions); seen again, it is compiled with
+``jax.jit`` and reused, so a training loop that rebuilds the same graph every step
+pays one compiled call per step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+
+import jax
+import jax.numpy as jnp
+
+from ._lift import call
+from ._node import LeafCell, Tracked
+
+MAX_CACHED = 1024
+_SEEN: OrderedDict = OrderedDict()  # key -> compiled fn, or None when seen once
+_LOOSE: dict = {}  # structure ignoring function identity -> (misses, last key)
+_warned = False
+
+
+def plan(root, full):
+    """Topologically order the op nodes under ``root``.
+
+    ``full=True`` (backward) goes down to the leaf cells; ``full=False`` (forward) stops
+    at nodes that already hold a value. Returns ``(nodes, entries, ext)``: the op nodes
+    in order, each one's ``(op, input refs)`` (ref ``i >= 0`` is node ``i``, ``-1 - j`` is
+    external input ``j``), and the external inputs (leaf cells, arrays, valued nodes).
+    """
+    nodes, entries, ext = [], [], []
+    index: dict = {}
+    ext_index: dict = {}
+    stack = [root]
+    while stack:
+        n = stack[-1]
+        if id(n) in index:
+            stack.pop()
+            continue
+        waiting = False
+        for a in n._in:
+            if isinstance(a, Tracked) and id(a) not in index and (full or a._value is None):
+                stack.append(a)
+                waiting = True
+        if waiting:
+            continue
+        stack.pop()
+        refs = []
+        for a in n._in:
+            i = index.get(id(a)) if isinstance(a, Tracked) else None
+            if i is None:
+                i = ext_index.get(id(a))
+                if i is None:
+                    i = ext_index[id(a)] = len(ext)
+                    ext.append(a)
+                i = -1 - i
+            refs.append(i)
+        index[id(n)] = len(nodes)
+        nodes.append(n)
+        entries.append((n._op, tuple(refs)))
+    return nodes, entries, ext
+
+
+def replay(entries, ext_values):
+    """Run the ops in order; returns every node's value."""
+    env = []
+    for op, refs in entries:
+        env.append(call(op, [env[r] if r >= 0 else ext_values[-1 - r] for r in refs]))
+    return env
+
+
+def ext_sig(x):
+    if type(x) is LeafCell:
+        return ("cell",) + x.aval
+    if isinstance(x, Tracked):
+        return x._aval
+    return (x.shape, x.dtype)
+
+
+def ext_value(x):
+    if type(x) is LeafCell:
+        return x.get()
+    if isinstance(x, Tracked):
+        return x._value
+    return x
+
+
+def cached(key, build):
+    """The compiled function for ``key``: ``build()`` uncompiled the first time, jitted after."""
+    fn = _SEEN.get(key, False)
+    if fn:
+        _SEEN.move_to_end(key)
+        return fn
+    if fn is None:  # second sight: compile
+        fn = _SEEN[key] = jax.jit(build())
+        return fn
+    _note_miss(key)
+    _SEEN[key] = None
+    if len(_SEEN) > MAX_CACHED:
+        _SEEN.popitem(last=False)
+    return build()
+
+
+def _fn_name(fn):
+    code = getattr(fn, "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code else ""
+    return getattr(fn, "__qualname__", repr(fn)) + where
+
+
+def _note_miss(key):
+    """Warn once when the same structure keeps missing: a new function or constant each time."""
+    global _warned
+    mode, entries = key[0], key[1]
+    loose = (mode, tuple(_fn_name(op[0]) for op, _ in entries), key[2:])
+    misses, last = _LOOSE.get(loose, (0, None))
+    _LOOSE[loose] = (misses + 1, key)
+    if misses + 1 < 3 or _warned or last is None:
+        return
+    for (op_a, _), (op_b, _) in zip(last[1], entries):
+        if op_a != op_b:
+            _warned = True
+            what = (
+                f"the function {_fn_name(op_b[0])} is a new object each time (a lambda or "
+                "track(...) made inside the loop?): define it once, outside"
+                if op_a[0] is not op_b[0]
+                else f"a static argument of {_fn_name(op_b[0])} changes each time "
+                "(a Python number?): pass it as an array instead"
+            )
+            warnings.warn(
+                f"fluxjax recompiled the same graph {misses + 1} times because {what}.",
+                stacklevel=4,
+            )
+            return
+
+
+def evaluate(root):
+    """Compute and store the value of a lazily recorded node."""
+    nodes, entries, ext = plan(root, full=False)
+    values = [ext_value(x) for x in ext]
+    if len(nodes) == 1:
+        root._value = call(root._op, values)
+        return
+    key = ("fwd", tuple(entries), tuple(ext_sig(x) for x in ext))
+    fn = cached(key, lambda: lambda vals: replay(entries, vals)[-1])
+    root._value = fn(values)
+
+
+def backward_fn(entries, kinds, acc, seeded, pend=()):
+    """Build ``f(cells, consts, olds, dy) -> (y, grads, new cell values)`` for one structure.
+
+    ``kinds[j]`` says whether external input ``j`` is a leaf cell (differentiated) or a
+    constant; ``acc[i]`` whether cell ``i``'s owner already holds a gradient to add to;
+    ``pend[i]`` whether cell ``i`` is a pending ``update_``, given as ``(old, Δ)`` and
+    added here (its new value is returned, fused into the same compiled call).
+    """
+
+    def merge(cells, consts):
+        ci, ki = iter(cells), iter(consts)
+        return [next(ci) if k else next(ki) for k in kinds]
+
+    def f(cells, consts, olds, dy):
+        news = [(c[0] + c[1]).astype(c[0].dtype) for c, p in zip(cells, pend) if p]
+        it_new = iter(news)
+        cells = [next(it_new) if p else c for c, p in zip(cells, pend)] if pend else cells
+        y, pullback = jax.vjp(lambda cs: replay(entries, merge(cs, consts))[-1], cells)
+        (gs,) = pullback(jnp.ones_like(y) if not seeded else dy.astype(y.dtype))
+        it = iter(olds)
+        return y, [g + next(it) if a else g for g, a in zip(gs, acc)], news
+
+    return f

@@ -1,0 +1,152 @@
+"""One-hot encoding and mini-batches: ``onehot``, ``onehotbatch``, ``onecold``, ``DataLoader``."""
+
+import math
+import secrets
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fluxjax.tracker import data
+
+__all__ = ["onehot", "onehotbatch", "onecold", "DataLoader"]
+
+
+def _label_list(labels):
+    """Labels as a list of plain Python values (so NumPy and JAX scalars compare and hash)."""
+    if isinstance(labels, np.ndarray | jax.Array):
+        return np.asarray(labels).tolist()
+    return [x.item() if isinstance(x, np.generic) else x for x in labels]
+
+
+def _indexer(labels, unk):
+    """A function mapping a label to its position in ``labels``."""
+    labels = _label_list(labels)
+    table = {}
+    for i, label in enumerate(labels):
+        table.setdefault(label, i)
+    if unk is not None and unk not in table:
+        raise ValueError(f"unk={unk!r} is not one of the labels {labels}")
+
+    def index(l):
+        l = l.item() if isinstance(l, np.generic) else l
+        if l in table:
+            return table[l]
+        if unk is None:
+            raise ValueError(
+                f"label {l!r} is not one of the labels {labels}; pass unk= to map unknown labels"
+            )
+        return table[unk]
+
+    return index, len(labels)
+
+
+def onehot(l, labels, unk=None):
+    """onehot(l, labels, unk=None) → float32 vector, 1 at the position of ``l`` in ``labels``.
+
+    An ``l`` not in ``labels`` maps to ``unk`` if given, else raises ``ValueError``.
+
+    >>> onehot("b", "abc")
+    Array([0., 1., 0.], dtype=float32)
+    """
+    index, k = _indexer(labels, unk)
+    return jax.nn.one_hot(index(l), k)
+
+
+def onehotbatch(ls, labels, unk=None):
+    """onehotbatch(ls, labels, unk=None) → ``(len(ls), len(labels))``, one row per label.
+
+    >>> onehotbatch([1, 0, 1], range(2))
+    Array([[0., 1.],
+           [1., 0.],
+           [0., 1.]], dtype=float32)
+    """
+    index, k = _indexer(labels, unk)
+    return jax.nn.one_hot(np.array([index(l) for l in _label_list(ls)], dtype=np.int32), k)
+
+
+def onecold(y, labels=None):
+    """onecold(y, labels=None) → argmax over the last axis: an index or, with ``labels``, a label.
+
+    For a batch ``(N, k)`` the result has shape ``(N,)`` (a NumPy array of labels when
+    ``labels`` is given); for one vector it is a single index or label.
+
+    >>> import jax.numpy as jnp
+    >>> onecold(jnp.array([0.1, 0.7, 0.2]), "abc")
+    'b'
+    >>> onecold(jnp.array([[0.1, 0.9], [0.8, 0.2]]))
+    Array([1, 0], dtype=int32)
+    """
+    i = jnp.argmax(data(y), axis=-1)
+    if labels is None:
+        return i
+    labels = _label_list(labels)
+    if i.ndim == 0:
+        return labels[int(i)]
+    return np.asarray(labels)[np.asarray(i)]
+
+
+class DataLoader:
+    """DataLoader(data, batchsize=1, *, shuffle=False, partial=True, key=None)
+
+    Mini-batches along the first axis of an array, or of every array in a tuple (then each
+    batch is a tuple, which ``train_`` splats into the loss). Iterating again starts a new
+    epoch, reshuffled when ``shuffle=True``; ``key`` (a ``jax.random`` key or an int) makes
+    the order reproducible. ``partial=False`` drops a last batch smaller than ``batchsize``.
+
+    >>> import numpy as np
+    >>> X, Y = np.arange(10).reshape(5, 2), np.arange(5)
+    >>> [y.tolist() for x, y in DataLoader((X, Y), batchsize=2)]
+    [[0, 1], [2, 3], [4]]
+    >>> len(DataLoader((X, Y), batchsize=2, partial=False))
+    2
+    """
+
+    def __init__(self, data, batchsize=1, *, shuffle=False, partial=True, key=None):
+        self.single = not isinstance(data, tuple | list)
+        self.tensors = (data,) if self.single else tuple(data)
+        if not self.tensors:
+            raise ValueError("DataLoader needs at least one array")
+        sizes = [np.shape(t)[0] if np.ndim(t) > 0 else None for t in self.tensors]
+        if None in sizes or len(set(sizes)) != 1:
+            shapes = ", ".join(str(np.shape(t)) for t in self.tensors)
+            raise ValueError(
+                f"every array in a DataLoader needs the same first dimension (the number of "
+                f"observations); got shapes {shapes}"
+            )
+        if int(batchsize) < 1:
+            raise ValueError(f"batchsize must be at least 1, got {batchsize}")
+        self.nobs, self.batchsize = sizes[0], int(batchsize)
+        self.shuffle, self.partial = shuffle, partial
+        if key is None:
+            key = secrets.randbits(32)
+        self._key = jax.random.key(key) if isinstance(key, int | np.integer) else key
+
+    def __len__(self):
+        if self.partial:
+            return math.ceil(self.nobs / self.batchsize)
+        return self.nobs // self.batchsize
+
+    def order(self) -> np.ndarray:
+        """The observation order for the next epoch (advances the shuffling key)."""
+        if not self.shuffle:
+            return np.arange(self.nobs)
+        self._key, sub = jax.random.split(self._key)
+        return np.asarray(jax.random.permutation(sub, self.nobs))
+
+    def batch(self, ids):
+        """The batch made of observations ``ids``: an array, or a tuple of arrays."""
+        parts = tuple(t[ids] for t in self.tensors)
+        return parts[0] if self.single else parts
+
+    def __iter__(self):
+        order, b = self.order(), self.batchsize
+        for k in range(len(self)):
+            ids = order[k * b : (k + 1) * b] if self.shuffle else slice(k * b, (k + 1) * b)
+            yield self.batch(ids)
+
+    def __repr__(self):
+        return (
+            f"DataLoader(nobs={self.nobs}, batchsize={self.batchsize}, "
+            f"shuffle={self.shuffle}, partial={self.partial})"
+        )

@@ -1,0 +1,254 @@
+"""Flux's optimisers as thin constructors of optax chains.
+
+Flux applies each optimiser to the gradient and then *subtracts* the result
+(``x -= apply!(opt, x, Δ)``); ``Optimiser(a, b)`` feeds ``a``'s output to ``b``. Here every
+optimiser holds ``piece``, an ``optax.GradientTransformation`` that maps a gradient to
+Flux's step in that same direction (``optax.scale_by_adam`` then ``optax.scale(η)``, ...),
+and ``tx = optax.chain(piece, optax.scale(-1))``, the full optax optimiser that descends.
+So ``Optimiser(ADAM(), WeightDecay(1e-4))`` composes exactly as in Flux.
+
+Every update rule is optax's; where Flux's formula differs, the docstring says how.
+Any raw ``optax.GradientTransformation`` is accepted wherever an optimiser is; inside
+``Optimiser(...)`` it is used as a piece (see ``Optimiser``).
+"""
+
+import jax.numpy as jnp
+import optax
+
+__all__ = [
+    "Descent",
+    "Momentum",
+    "Nesterov",
+    "RMSProp",
+    "ADAM",
+    "AdaMax",
+    "ADAGrad",
+    "ADADelta",
+    "AMSGrad",
+    "NADAM",
+    "ADAMW",
+    "Optimiser",
+    "InvDecay",
+    "ExpDecay",
+    "WeightDecay",
+]
+
+ϵ = 1e-8  # Flux's epsilon
+
+
+class FluxOptimiser:
+    """Base class: a named optimiser with hyperparameters, ``piece`` and ``tx``.
+
+    ``update_`` keeps the optax state of each set of params on the optimiser object, so
+    the same object continues where it left off (as Flux's ``IdDict`` state does).
+    """
+
+    def __init__(self, piece: optax.GradientTransformation, **hyper):
+        self.piece = piece
+        self.tx = optax.chain(piece, optax.scale(-1.0))
+        self._hyper = hyper
+        self._states = {}  # key: tuple of param ids -> _Entry (see _update.py)
+
+    def __repr__(self):
+        args = ", ".join(f"{v!r}" for v in self._hyper.values())
+        return f"{type(self).__name__}({args})"
+
+
+def _scaled(transform, η):
+    return optax.chain(transform, optax.scale(η))
+
+
+class Descent(FluxOptimiser):
+    """Descent(η=0.1): plain gradient descent, ``x -= η * Δ`` (optax ``sgd``)."""
+
+    def __init__(self, η=0.1):
+        super().__init__(optax.scale(η), η=η)
+
+
+class Momentum(FluxOptimiser):
+    """Momentum(η=0.01, ρ=0.9): ``v = ρ v - η Δ; x += v`` (optax ``trace`` then scale).
+
+    optax keeps ``t = Δ + ρ t`` and steps ``-η t``: the same iterates for a fixed ``η``.
+    """
+
+    def __init__(self, η=0.01, ρ=0.9):
+        super().__init__(_scaled(optax.trace(decay=ρ), η), η=η, ρ=ρ)
+
+
+class Nesterov(FluxOptimiser):
+    """Nesterov(η=0.001, ρ=0.9): Nesterov momentum (optax ``trace(nesterov=True)``).
+
+    Flux steps ``ρ² v - (1 + ρ) η Δ``; optax's ``-η (Δ + ρ t)`` with ``t = Δ + ρ t`` is
+    the same step for a fixed ``η``.
+    """
+
+    def __init__(self, η=0.001, ρ=0.9):
+        super().__init__(_scaled(optax.trace(decay=ρ, nesterov=True), η), η=η, ρ=ρ)
+
+
+class RMSProp(FluxOptimiser):
+    """RMSProp(η=0.001, ρ=0.9): ``a = ρ a + (1 - ρ) Δ²; x -= η Δ / (√a + ϵ)``.
+
+    optax ``scale_by_rms`` with ``eps_in_sqrt=False`` so ``ϵ = 1e-8`` sits outside the root
+    as in Flux.
+    """
+
+    def __init__(self, η=0.001, ρ=0.9):
+        rms = optax.scale_by_rms(decay=ρ, eps=ϵ, eps_in_sqrt=False)
+        super().__init__(_scaled(rms, η), η=η, ρ=ρ)
+
+
+class ADAM(FluxOptimiser):
+    """ADAM(η=0.001, β=(0.9, 0.999)): Adam with bias correction, ``ϵ = 1e-8``.
+
+    optax ``scale_by_adam``: the same formula as Flux.
+    """
+
+    def __init__(self, η=0.001, β=(0.9, 0.999)):
+        adam = optax.scale_by_adam(b1=β[0], b2=β[1], eps=ϵ)
+        super().__init__(_scaled(adam, η), η=η, β=tuple(β))
+
+
+class AdaMax(FluxOptimiser):
+    """AdaMax(η=0.001, β=(0.9, 0.999)): Adam with the infinity norm (optax ``scale_by_adamax``)."""
+
+    def __init__(self, η=0.001, β=(0.9, 0.999)):
+        adamax = optax.scale_by_adamax(b1=β[0], b2=β[1], eps=ϵ)
+        super().__init__(_scaled(adamax, η), η=η, β=tuple(β))
+
+
+class ADAGrad(FluxOptimiser):
+    """ADAGrad(η=0.1): ``a += Δ²; x -= η Δ / √a`` (optax ``scale_by_rss``).
+
+    Flux starts ``a`` at ``ϵ`` and divides by ``√a + ϵ``; optax divides by ``√(a + ϵ)``
+    with ``a`` starting at ``ϵ`` too. The two differ by less than ``ϵ`` in the denominator.
+    """
+
+    def __init__(self, η=0.1):
+        rss = optax.scale_by_rss(initial_accumulator_value=ϵ, eps=ϵ)
+        super().__init__(_scaled(rss, η), η=η)
+
+
+class ADADelta(FluxOptimiser):
+    """ADADelta(ρ=0.9): step ``Δ √(d + ϵ) / √(a + ϵ)``, no learning rate.
+
+    optax ``scale_by_adadelta``: the same formula as Flux, with Flux's ``ϵ = 1e-8``
+    (optax's default is ``1e-6``).
+    """
+
+    def __init__(self, ρ=0.9):
+        super().__init__(optax.scale_by_adadelta(rho=ρ, eps=ϵ), ρ=ρ)
+
+
+class AMSGrad(FluxOptimiser):
+    """AMSGrad(η=0.001, β=(0.9, 0.999)): Adam with the running maximum of ``v``.
+
+    optax ``scale_by_amsgrad`` without bias correction, as in Flux. Flux starts the moments
+    at ``ϵ`` and divides by ``√v̂``; optax starts them at 0 and divides by ``√v̂ + ϵ``.
+    """
+
+    def __init__(self, η=0.001, β=(0.9, 0.999)):
+        ams = optax.scale_by_amsgrad(
+            b1=β[0], b2=β[1], eps=ϵ, bias_correction_mu=False, bias_correction_nu=False
+        )
+        super().__init__(_scaled(ams, η), η=η, β=tuple(β))
+
+
+class NADAM(FluxOptimiser):
+    """NADAM(η=0.001, β=(0.9, 0.999)): Adam with Nesterov momentum.
+
+    optax ``scale_by_adam(nesterov=True)``. Flux's formula also multiplies the second
+    moment by ``β[1]`` inside the root; optax does not, so its steps are smaller by a
+    factor ``√β[1]`` (0.9995 by default).
+    """
+
+    def __init__(self, η=0.001, β=(0.9, 0.999)):
+        nadam = optax.scale_by_adam(b1=β[0], b2=β[1], eps=ϵ, nesterov=True)
+        super().__init__(_scaled(nadam, η), η=η, β=tuple(β))
+
+
+class WeightDecay(FluxOptimiser):
+    """WeightDecay(wd=0): adds ``wd * x`` to the step (optax ``add_decayed_weights``).
+
+    Used in composition: ``Optimiser(WeightDecay(1e-4), ADAM())`` is L2 regularisation.
+    """
+
+    def __init__(self, wd=0):
+        super().__init__(optax.add_decayed_weights(wd), wd=wd)
+
+
+class ADAMW(FluxOptimiser):
+    """ADAMW(η=0.001, β=(0.9, 0.999), decay=0) = ``Optimiser(ADAM(η, β), WeightDecay(decay))``.
+
+    As in Flux the decay is added after Adam's scaling, so each step removes
+    ``decay * x``. optax's ``adamw`` removes ``η * decay * x`` instead: to reproduce
+    ``optax.adamw(η, weight_decay=wd)`` use ``ADAMW(η, decay=η * wd)``.
+    """
+
+    def __init__(self, η=0.001, β=(0.9, 0.999), decay=0):
+        piece = optax.chain(ADAM(η, β).piece, optax.add_decayed_weights(decay))
+        super().__init__(piece, η=η, β=tuple(β), decay=decay)
+
+
+class InvDecay(FluxOptimiser):
+    """InvDecay(γ=0.001): scales the ``n``-th step (1-based) by ``1 / (1 + γ n)``.
+
+    A schedule, used in composition: ``Optimiser(InvDecay(), Descent(0.1))``.
+    """
+
+    def __init__(self, γ=0.001):
+        super().__init__(optax.scale_by_schedule(lambda n: 1 / (1 + γ * (n + 1))), γ=γ)
+
+
+class ExpDecay(FluxOptimiser):
+    """ExpDecay(η=0.001, decay=0.1, decay_step=1000, clip=1e-4): a step-decay learning rate.
+
+    The ``n``-th step (1-based) is scaled by ``max(η * decay ** (n // decay_step), clip)``:
+    ``η`` is multiplied by ``decay`` every ``decay_step`` steps, never going below
+    ``clip``. Use it in composition, e.g. ``Optimiser(ExpDecay(1.0), ADAM())``.
+    """
+
+    def __init__(self, η=0.001, decay=0.1, decay_step=1000, clip=1e-4):
+        def rate(count):
+            return jnp.maximum(η * decay ** ((count + 1) // decay_step), clip)
+
+        super().__init__(
+            optax.scale_by_schedule(rate), η=η, decay=decay, decay_step=decay_step, clip=clip
+        )
+
+
+class Optimiser(FluxOptimiser):
+    """Optimiser(opt1, opt2, ...): apply each optimiser's step in turn, then descend.
+
+    Each element maps the previous element's output, starting from the gradient, exactly
+    as Flux's ``Optimiser``. A raw ``optax.GradientTransformation`` inside is applied as
+    is to the running step in the *gradient* direction, like a building block in an
+    ``optax.chain`` before the learning rate (``optax.clip_by_global_norm(1.0)``,
+    ``optax.scale_by_adam()``); a complete optax optimiser such as ``optax.adam(1e-3)``
+    already descends, so pass it on its own rather than inside ``Optimiser``.
+
+    >>> Optimiser(ExpDecay(1.0), Descent(0.1))
+    Optimiser(ExpDecay(1.0, 0.1, 1000, 0.0001), Descent(0.1))
+    """
+
+    def __init__(self, *opts):
+        self.opts = opts
+        pieces = [o.piece if isinstance(o, FluxOptimiser) else _check_tx(o) for o in opts]
+        super().__init__(optax.chain(*pieces))
+
+    def __repr__(self):
+        return f"Optimiser({', '.join(repr(o) for o in self.opts)})"
+
+
+def _check_tx(tx):
+    if not isinstance(tx, optax.GradientTransformation):
+        raise TypeError(
+            f"expected a fluxjax optimiser (Descent, ADAM, ...) or an "
+            f"optax.GradientTransformation, got {type(tx).__name__}"
+        )
+    return tx
+
+
+def as_transformation(opt) -> optax.GradientTransformation:
+    """The optax transformation that ``opt`` stands for: ``opt.tx``, or ``opt`` if raw optax."""
+    return opt.tx if isinstance(opt, FluxOptimiser) else _check_tx(opt)

@@ -1,0 +1,346 @@
+"""``train_``: Flux's training loop, compiled by default.
+
+The compiled path turns the imperative loss into a pure function once: inside
+``tracker.swapped(ps, tracers)`` every param reads a tracer, so ``loss(*item)`` traces to
+plain JAX, differentiated with ``jax.value_and_grad`` and stepped with ``opt.tx`` in one
+``jax.jit`` call with donated buffers. Params and optimiser state stay as flat arrays
+through the loop and are written back into the params (``p.data = ...``) only before
+callbacks and at the end, so the loop never waits for the device.
+
+A ``DataLoader`` over arrays takes the whole-epoch path: ``jax.lax.scan`` runs many steps
+per compiled call, gathering each batch on the device.
+"""
+
+import math
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from fluxjax import tracker
+
+from ._callbacks import StopTraining, throttle
+from ._data import DataLoader
+from ._optimisers import as_transformation
+from ._update import _step, get_state, put_state
+
+__all__ = ["train_"]
+
+
+def _param_list(ps):
+    if isinstance(ps, tracker.Params):
+        return list(ps)
+    if isinstance(ps, tracker.Tracked):
+        return [ps]
+    if isinstance(ps, list | tuple) and all(isinstance(p, tracker.Tracked) for p in ps):
+        return list(tracker.Params(ps))
+    from fluxjax.layers import params
+
+    return list(params(ps))
+
+
+def _call(loss, item):
+    return loss(*item) if isinstance(item, tuple) else loss(item)
+
+
+def _pure_step(loss, plist, tx):
+    """``(arrays, opt_state, bad, batch) -> (arrays, opt_state, bad, loss)``, pure.
+
+    ``bad`` records a non-finite loss; from that step on the arrays and the optimiser
+    state are left as they were, so they keep the values of the last finite step.
+    """
+
+    def value(arrays, batch):
+        with tracker.swapped(plist, arrays):
+            l = tracker.data(_call(loss, batch))
+        if jnp.ndim(l) != 0:
+            raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(l)}")
+        return l
+
+    def step(arrays, state, bad, batch):
+        l, g = jax.value_and_grad(value)(arrays, batch)
+        updates, new_state = tx.update(g, state, arrays)
+        new_arrays = optax.apply_updates(arrays, updates)
+        bad = bad | ~jnp.isfinite(l)
+
+        def keep(new, old):
+            return jnp.where(bad, old, new)
+
+        return jax.tree.map(keep, new_arrays, arrays), jax.tree.map(keep, new_state, state), bad, l
+
+    return step
+
+
+class _Compiled:
+    """Runs steps through one compiled function; params as a flat list of arrays."""
+
+    def __init__(self, loss, plist, opt):
+        self.plist, self.opt = plist, opt
+        self.pure = _pure_step(loss, plist, as_transformation(opt))
+        self.step_fn = jax.jit(self.pure, donate_argnums=(0, 1, 2))
+        self.scans, self.tensors = {}, {}
+        self.resume()
+        self.state = jax.tree.map(jnp.copy, get_state(opt, plist, self.arrays))
+        self.bad = jnp.zeros((), bool)
+
+    def resume(self):
+        """Carry on from the params' current values (copies: the carry gets donated)."""
+        self.arrays = [jnp.array(p.data, copy=True) for p in self.plist]
+
+    def sync(self):
+        """Write the carried values into the params (skipped if a call was cut short)."""
+        if not any(a.is_deleted() for a in self.arrays):
+            for p, a in zip(self.plist, self.arrays, strict=True):
+                p.data = a
+
+    def finish(self):
+        self.sync()
+        if not any(a.is_deleted() for a in jax.tree.leaves(self.state)):
+            put_state(self.opt, self.plist, self.state)
+
+    def step(self, item):
+        self.arrays, self.state, self.bad, l = self.step_fn(self.arrays, self.state, self.bad, item)
+        return l
+
+    def scan(self, loader, order, start, n):
+        """Steps ``start .. start + n`` of an epoch of ``loader`` in one compiled call."""
+        key = (n, loader.batchsize, loader.single)
+        if key not in self.scans:
+            self.scans[key] = jax.jit(self._scan_fn(*key), donate_argnums=(0, 1, 2))
+        if id(loader) not in self.tensors:
+            self.tensors[id(loader)] = (loader, tuple(jnp.asarray(t) for t in loader.tensors))
+        tensors = self.tensors[id(loader)][1]
+        self.arrays, self.state, self.bad, ls = self.scans[key](
+            self.arrays, self.state, self.bad, tensors, order, jnp.int32(start)
+        )
+        return ls
+
+    def _scan_fn(self, n, b, single):
+        def run(arrays, state, bad, tensors, order, start):
+            def body(carry, k):
+                ids = lax.dynamic_slice_in_dim(order, (start + k) * b, b)
+                parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
+                *carry, l = self.pure(*carry, parts[0] if single else parts)
+                return tuple(carry), l
+
+            (arrays, state, bad), ls = lax.scan(body, (arrays, state, bad), jnp.arange(n))
+            return arrays, state, bad, ls
+
+        return run
+
+
+class _Eager:
+    """Calls ``loss`` in Python at every step: ``tracker.forward`` (the value and the
+    gradient of one call), then the optimiser step of ``update_``."""
+
+    def __init__(self, loss, plist, opt):
+        self.loss, self.plist, self.opt = loss, plist, opt
+        self.ps = tracker.Params(plist)
+        self.nsteps = 0
+
+    def step(self, item):
+        y, back = tracker.forward(lambda: _call(self.loss, item), self.ps)
+        l = np.asarray(y)
+        if l.shape != ():
+            raise ValueError(f"the loss must return a scalar, got shape {l.shape}")
+        if not np.isfinite(l):
+            raise _nonfinite(float(l), self.nsteps)
+        gs = back(1.0)
+        _step(self.opt, self.plist, [gs[p] for p in self.plist])
+        self.nsteps += 1
+        return l
+
+    def resume(self):
+        pass
+
+    def sync(self):
+        pass
+
+    def finish(self):
+        pass
+
+
+def _nonfinite(value, i):
+    return FloatingPointError(
+        f"loss is {value} at step {i} (0-based); training stopped and the params keep "
+        f"the values from before that step"
+    )
+
+
+def _ready(x):
+    return getattr(x, "is_ready", lambda: True)()
+
+
+def _interactive():
+    """True in a terminal or a notebook; False under CI, pytest and pipes."""
+    try:
+        if sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):
+        pass
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+class _Bar:
+    """A tqdm bar showing the latest loss that is already computed (never waits)."""
+
+    def __init__(self, total):
+        from tqdm import tqdm
+
+        self.bar, self.shown = tqdm(total=total, desc="train_", unit="step"), 0.0
+
+    def advance(self, n, latest):
+        self.bar.update(n)
+        now = time.monotonic()
+        if now - self.shown > 0.2 and _ready(latest):
+            value = float(np.asarray(latest).reshape(-1)[-1])
+            self.bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+            self.shown = now
+
+    def close(self):
+        self.bar.close()
+
+
+class _Loop:
+    """Steps, losses, progress and callbacks, shared by both paths."""
+
+    def __init__(self, runner, callbacks, bar):
+        self.runner, self.callbacks, self.bar = runner, callbacks, bar
+        self.pieces = []  # (first step, loss array of one step or of a chunk)
+        self.nsteps = self.checked = 0
+
+    def record(self, losses, n):
+        self.pieces.append((self.nsteps, losses))
+        self.nsteps += n
+        if self.bar is not None:
+            self.bar.advance(n, losses)
+        if self.callbacks:
+            self.runner.sync()
+            self.check(wait=False)
+            for f in self.callbacks:
+                f()
+            self.runner.resume()
+
+    def item(self, item):
+        self.record(self.runner.step(item), 1)
+
+    def epoch(self, loader):
+        """One epoch of ``loader`` by ``lax.scan`` (in chunks when callbacks must run)."""
+        order = loader.order()
+        full = loader.nobs // loader.batchsize
+        chunk = max(1, math.ceil(full / 10)) if self.callbacks or self.bar else max(full, 1)
+        device_order = jnp.asarray(order, jnp.int32)
+        for start in range(0, full, chunk):
+            n = min(chunk, full - start)
+            self.record(self.runner.scan(loader, device_order, start, n), n)
+        if loader.partial and full * loader.batchsize < loader.nobs:
+            self.item(loader.batch(order[full * loader.batchsize :]))
+
+    def check(self, *, wait):
+        """Raise for the first non-finite loss among those computed (or all, if ``wait``)."""
+        while self.checked < len(self.pieces):
+            first, losses = self.pieces[self.checked]
+            if not (wait or _ready(losses)):
+                return
+            host = np.atleast_1d(np.asarray(losses))
+            bad = np.flatnonzero(~np.isfinite(host))
+            if bad.size:
+                raise _nonfinite(float(host[bad[0]]), first + int(bad[0]))
+            self.checked += 1
+
+    def losses(self):
+        host = jax.device_get([losses for _, losses in self.pieces])
+        if not host:
+            return jnp.zeros(0)
+        return jnp.asarray(np.concatenate([np.atleast_1d(h) for h in host]))
+
+
+def _callback_list(cb):
+    if cb is None:
+        return []
+    return list(cb) if isinstance(cb, list | tuple) else [cb]
+
+
+def _flush(callbacks):
+    """Run the postponed calls of throttled callbacks, as Flux's timers would."""
+    for f in callbacks:
+        if isinstance(f, throttle):
+            f.flush()
+
+
+def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
+    """train_(loss, ps, data, opt; cb=None, epochs=1, progress=None, jit=True) → per-step losses.
+
+    For each item of ``data`` (``epochs`` times): ``l = loss(*item)`` for a tuple item,
+    ``loss(item)`` otherwise; the gradient of ``l`` w.r.t. the params ``ps`` (a ``Params``,
+    or a model whose ``params`` are used); one step of ``opt`` (a fluxjax optimiser or an
+    optax transformation; its state carries over to the next ``train_`` with the same
+    ``opt`` and ``ps``); then every callback in ``cb`` (a function or a list). ``stop()``
+    in a callback ends training after that step.
+
+    ``jit=True`` compiles the step once (items must be arrays or pytrees of arrays; values
+    the loss reads that are not in ``ps`` are constants of the compiled step). Params are
+    updated on the device and written back before each callback and at the end.
+    ``jit=False`` calls ``loss`` in Python at every step, for losses with side effects.
+
+    With ``jit=True`` and a ``DataLoader``, each epoch runs under ``jax.lax.scan``: one
+    compiled call per epoch, or, when there are callbacks or a progress bar, about ten
+    chunks per epoch (``ceil(full batches / 10)`` steps each) with the callbacks called
+    once after each chunk rather than after every step; a last partial batch is one
+    more step. Pass ``list(loader)`` to get callbacks after every step.
+
+    A NaN or infinite loss raises ``FloatingPointError`` naming the step (0-based), with
+    the params at their values from before that step. ``progress`` shows a tqdm bar with
+    the latest loss (default: when stderr is a terminal or in a notebook). Returns the
+    loss of every step as a 1-D array.
+
+    >>> import jax.numpy as jnp
+    >>> from fluxjax.tracker import param, Params
+    >>> from fluxjax.train import Descent, mse
+    >>> W = param(jnp.zeros((1, 2)))
+    >>> x, y = jnp.array([[1.0, 2.0]]), jnp.array([[3.0]])
+    >>> losses = train_(lambda x, y: mse(x @ W.T, y), Params([W]), [(x, y)] * 100, Descent(0.1))
+    >>> losses.shape, float(losses[-1]) < 1e-6
+    ((100,), True)
+    """
+    plist = _param_list(ps)
+    callbacks = _callback_list(cb)
+    if epochs > 1 and iter(data) is data:
+        raise ValueError(
+            f"epochs={epochs} needs data that can be iterated again (a list, a DataLoader), "
+            f"not a one-shot iterator"
+        )
+    show = _interactive() if progress is None else progress
+    if show and progress is None:
+        try:
+            import tqdm  # noqa: F401
+        except ImportError:
+            show = False
+    total = len(data) * epochs if hasattr(data, "__len__") else None
+    runner = (_Compiled if jit else _Eager)(loss, plist, opt)
+    bar = _Bar(total) if show else None
+    loop = _Loop(runner, callbacks, bar)
+    try:
+        for _ in range(epochs):
+            if jit and isinstance(data, DataLoader):
+                loop.epoch(data)
+            else:
+                for item in data:
+                    loop.item(item)
+        runner.sync()
+        loop.check(wait=True)
+        _flush(callbacks)
+    except StopTraining:
+        pass
+    finally:
+        runner.finish()
+        if bar is not None:
+            bar.close()
+    loop.check(wait=True)
+    return loop.losses()

@@ -1,0 +1,122 @@
+"""``update_``: one optimiser step on tracked params, with optax state kept per param set.
+
+The optax state of ``opt`` lives in a small book on the optimiser object (for a raw optax
+transformation, in a module-level book keyed by its identity, which keeps it alive). The
+key is the tuple of the params' identities, so ``update_(opt, W, ΔW)`` keeps one state for
+``W`` and ``update_(opt, ps, gs)`` one joint state for the whole ``ps``, shared with
+``train_(..., ps, ..., opt)``: calling ``train_`` again with the same ``opt`` and ``ps``
+continues where it stopped. Entries are dropped when a param dies (weak references).
+"""
+
+import weakref
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fluxjax import tracker
+
+from ._optimisers import FluxOptimiser, as_transformation
+
+__all__ = ["update_"]
+
+
+class _Book:
+    """Per-optimiser storage: optax states by param-identity key, and the compiled step."""
+
+    def __init__(self, tx):
+        self.tx = tx
+        self.states = {}
+        self.apply = jax.jit(self._apply)
+
+    def _apply(self, grads, state, arrays):
+        updates, state = self.tx.update(grads, state, arrays)
+        return optax.apply_updates(arrays, updates), state
+
+
+_raw_books = {}  # id(tx) -> _Book, for raw optax transformations
+
+
+def _book(opt) -> _Book:
+    if isinstance(opt, FluxOptimiser):
+        if "_book" not in vars(opt):
+            opt._book = _Book(opt.tx)
+        return opt._book
+    tx = as_transformation(opt)
+    book = _raw_books.get(id(tx))
+    if book is None or book.tx is not tx:
+        book = _raw_books[id(tx)] = _Book(tx)
+    return book
+
+
+def _ref(p, callback):
+    try:
+        return weakref.ref(p, callback)
+    except TypeError:  # not weak-referenceable: hold it strongly
+        return lambda: p
+
+
+def get_state(opt, plist, arrays):
+    """The optax state of ``opt`` for the params ``plist`` (fresh from ``tx.init`` if new)."""
+    book = _book(opt)
+    entry = book.states.get(tuple(map(id, plist)))
+    if entry is not None and all(r() is p for r, p in zip(entry[0], plist, strict=True)):
+        return entry[1]
+    return book.tx.init(arrays)
+
+
+def put_state(opt, plist, state):
+    """Remember ``state`` as ``opt``'s state for ``plist``."""
+    states = _book(opt).states
+    key = tuple(map(id, plist))
+    entry = states.get(key)
+    if entry is not None and all(r() is p for r, p in zip(entry[0], plist, strict=True)):
+        entry[1] = state
+        return
+    refs = [_ref(p, lambda _, key=key: states.pop(key, None)) for p in plist]
+    states[key] = [refs, state]
+
+
+def _grad_of(gs, p, i):
+    g = gs[i] if isinstance(gs, list | tuple) else gs[p]
+    return jnp.zeros_like(p.data) if g is None else tracker.data(g)
+
+
+def _step(opt, plist, grads):
+    arrays = [p.data for p in plist]
+    state = get_state(opt, plist, arrays)
+    new, state = _book(opt).apply(grads, state, arrays)
+    put_state(opt, plist, state)
+    for p, a in zip(plist, new, strict=True):
+        p.data = a
+        p.grad = None  # reads as zeros
+
+
+def update_(*args):
+    """update_(opt, x, Δ) / update_(opt, ps, gs) / update_(x, Δ) → one step of descent.
+
+    With an optimiser (a fluxjax optimiser or any ``optax.GradientTransformation``) and a
+    param ``x`` with its gradient ``Δ``, or a ``Params`` with ``Grads`` (or a list of
+    gradients in the order of ``ps``): applies ``opt``'s step so that ``x`` descends, and
+    resets ``x.grad`` to zeros as Flux does. The optimiser's state (momenta, step counts)
+    is kept for the same ``x`` / ``ps`` across calls. With two arguments this is the
+    tracker's ``update_(x, Δ)``: ``x.data += Δ``. Returns ``x`` / ``ps``.
+
+    >>> from fluxjax.tracker import param
+    >>> from fluxjax.train import Descent
+    >>> W = param([1.0, 2.0])
+    >>> _ = update_(Descent(0.1), W, jnp.array([1.0, -1.0]))
+    >>> W.data
+    Array([0.9, 2.1], dtype=float32)
+    """
+    if len(args) == 2:
+        return tracker.update_(*args)
+    if len(args) != 3:
+        raise TypeError(f"update_ takes (opt, x, Δ), (opt, ps, gs) or (x, Δ); got {len(args)} args")
+    opt, x, gs = args
+    if isinstance(x, tracker.Tracked):
+        _step(opt, [x], [tracker.data(gs)])
+    else:
+        plist = list(x)
+        _step(opt, plist, [_grad_of(gs, p, i) for i, p in enumerate(plist)])
+    return x
