@@ -7,11 +7,11 @@ import math
 import jax.numpy as jnp
 
 from ._graph import backward_fn, cached, ext_sig, ext_value, plan
-from ._node import LeafCell, Tracked, Tracer, _as_float_array
+from ._node import WATCH, LeafCell, Tracer, Tracked, _as_float_array, watch
 
 
 def back_(y, Δ=None, *, once=True):
-    """back_(y, Δ=None, *, once=True): backpropagate from ``y``, adding into every param's ``.grad``.
+    """back_(y, Δ=None, *, once=True): backpropagate from ``y`` into every param's ``.grad``.
 
     A scalar ``y`` uses ``Δ = 1``; otherwise pass ``Δ`` of ``y``'s shape. ``once=True``
     frees the graph, as Flux does: a second ``back_`` through it raises. A NaN or infinite
@@ -61,6 +61,9 @@ def back_(y, Δ=None, *, once=True):
 def _run_backward(entries, ext, Δ):
     kinds = tuple(type(x) is LeafCell for x in ext)
     cells = [x for x in ext if type(x) is LeafCell]
+    if WATCH:
+        for c in cells:
+            watch(c.owner, c.value)
     consts = [ext_value(x) for x in ext if type(x) is not LeafCell]
     owners = set()
     acc = []
@@ -103,6 +106,8 @@ def update_(x, Δ):
         raise TypeError(f"update_ needs a param (made by param), got {type(x).__name__}")
     step = Δ.data if isinstance(Δ, Tracked) else Δ
     cell = x._cell
+    if WATCH:
+        watch(x, cell.value)
     if not hasattr(step, "shape") or not hasattr(step, "dtype"):
         step = jnp.asarray(step)
     if jnp.broadcast_shapes(cell.aval[0], step.shape) != cell.aval[0]:

@@ -126,7 +126,9 @@ def gradcheck(f, *xs, eps=1e-3, rtol=1e-2, atol=1e-3):
     True
     """
     vals = [np.asarray(_plain(x), np.float64) for x in xs]
-    exact = [np.asarray(g, np.float64) for g in gradient(f, *[jnp.asarray(v, jnp.float32) for v in vals])]
+    exact = [
+        np.asarray(g, np.float64) for g in gradient(f, *[jnp.asarray(v, jnp.float32) for v in vals])
+    ]
 
     def at(i, v):
         args = [jnp.asarray(a, jnp.float32) for a in vals[:i] + [v] + vals[i + 1 :]]
@@ -145,7 +147,7 @@ def gradcheck(f, *xs, eps=1e-3, rtol=1e-2, atol=1e-3):
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hook_op(f):
     @jax.custom_vjp
     def hooked(x):
@@ -168,7 +170,7 @@ def hook(f, x):
     return track(_hook_op(f))(x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _remat(f):
     return jax.checkpoint(f)
 

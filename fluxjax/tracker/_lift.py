@@ -14,7 +14,7 @@ import functools
 import jax
 import numpy as np
 
-from ._node import LeafCell, Tracked, TrackedArray, TrackedReal, Tracer, tracked_type
+from ._node import LeafCell, Tracer, Tracked, TrackedArray, TrackedReal, tracked_type
 
 _SLOT = object()  # marks where a dynamic input goes back into the arguments
 _ARRAYS = (jax.Array, np.ndarray, np.generic)
@@ -61,7 +61,9 @@ def call(op, values):
     fn, (aspec, kspec) = op
     it = iter(values)
     out = fn(*_fill(aspec, it), **_fill(kspec, it))
-    if isinstance(out, Tracked) or (isinstance(out, tuple) and any(isinstance(o, Tracked) for o in out)):
+    if isinstance(out, Tracked) or (
+        isinstance(out, tuple) and any(isinstance(o, Tracked) for o in out)
+    ):
         name = getattr(fn, "__name__", repr(fn))
         raise TypeError(
             f"{name} returned a tracked value while being replayed: it uses a param it was "

@@ -30,6 +30,16 @@ class _TrackedMeta(type):
         return f"<class 'fluxjax.{cls.__name__}'> (tracked: use fluxjax.numpy, not jax.numpy)"
 
 
+WATCH: list = []
+"""While ``fluxjax.jit`` traces: a dict of every param read as a constant, with its state
+(cell, grad) before the trace touched it, so an abandoned trace can put it back."""
+
+
+def watch(owner, value):
+    if WATCH and not isinstance(value, Tracer):
+        WATCH[-1].setdefault(id(owner), (owner, owner._cell, owner._grad))
+
+
 class LeafCell:
     """The value a param holds between two updates, and the param that owns it.
 
@@ -48,6 +58,8 @@ class LeafCell:
     def get(self):
         """The concrete value, computing a pending update now."""
         v = self.value
+        if WATCH:
+            watch(self.owner, v)
         if v is None:
             old, step = self.pending
             v = self.value = (old.get() + step).astype(self.aval[1])
@@ -110,6 +122,8 @@ class Tracked(metaclass=_TrackedMeta):
     def grad(self):
         """The gradient accumulated by ``back_`` (zeros until then)."""
         g = self._grad
+        if WATCH and self._cell is not None:
+            watch(self, self._cell.value)
         return _zeros(self._aval) if g is None else g
 
     @grad.setter
@@ -195,6 +209,8 @@ def _as_float_array(x, like=None):
     if isinstance(x, Tracer):
         return x if like is None else x.astype(like.dtype)
     a = jnp.asarray(x)
+    if a.weak_type:  # from a Python number: give the param a definite dtype
+        a = jnp.asarray(x, a.dtype if jnp.issubdtype(a.dtype, jnp.inexact) else float)
     if like is not None:
         if a.shape != like.shape:
             raise ValueError(f"new value has shape {a.shape}, the param has shape {like.shape}")
@@ -223,7 +239,7 @@ def data(x):
     """data(x) -> the plain JAX value of a tracked ``x``; ``x`` itself otherwise.
 
     >>> data(param(3.0)) + 1
-    Array(4., dtype=float32, weak_type=True)
+    Array(4., dtype=float32)
     """
     return x.data if isinstance(x, Tracked) else x
 
@@ -231,6 +247,7 @@ def data(x):
 def grad(x):
     """grad(x) -> the gradient ``back_`` accumulated in ``x``; ``None`` if ``x`` is untracked.
 
+    >>> from fluxjax import back_
     >>> W = param(2.0)
     >>> back_(W * 3)
     >>> grad(W)
