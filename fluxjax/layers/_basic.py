@@ -80,7 +80,7 @@ class Dense:
         if not hasattr(x, "shape"):
             x = jnp.asarray(x)
         if x.ndim == 0 or x.shape[-1] != W.shape[1]:
-            got = "a scalar" if x.ndim == 0 else f"{x.shape[-1]} (input shape {x.shape})"
+            got = "a scalar" if x.ndim == 0 else x.shape[-1]
             raise ValueError(f"{self!r}: expected input of size {W.shape[1]}, got {got}")
         y = _linear(W, x) if b is False else _affine(W, b, x)
         return y if self.σ is identity else self.σ(y)

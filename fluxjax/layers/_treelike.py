@@ -6,6 +6,11 @@ hashable aux data. Leaf params are flattened straight to their raw arrays (the a
 records which fields they were) and come back as fresh ``param``s when unflattened with
 concrete arrays; with tracers they stay raw, so under ``jax.jit``/``jax.grad`` a model is
 plain JAX. Unflattening never calls ``__init__``.
+
+An object rebuilt with tracers in its param fields (or with odd leaves, such as the
+``None`` or ``True`` of a ``tree_map``) remembers which fields were params and children,
+so a model built inside ``jax.jit`` (an optax step, say) comes out holding params again,
+and a mask tree has the same structure as the model it was mapped from.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import numpy as np
 from ..tracker import Tracked, param
 
 _STATIC, _CHILD, _PARAM = 0, 1, 2
-_MARK = "__treelike_children__"  # set only on rebuilt objects whose children look static
+_MARK = "__treelike_memory__"  # set only on objects rebuilt holding tracers or odd leaves
+_NO_DICT: dict = {}
 _SCALARS = (str, bytes, numbers.Number, enum.Enum, type)
 _FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
@@ -103,23 +109,23 @@ def _is_concrete(c) -> bool:
 
 def _flatten(obj):
     spec = _specs[type(obj)]
-    forced = spec.fields
-    if forced is None:
-        forced = getattr(obj, "__dict__", {}).get(_MARK)
+    memory = getattr(obj, "__dict__", _NO_DICT).get(_MARK)  # (children, raw params) or None
+    forced = spec.fields if spec.fields is not None or memory is None else memory[0]
+    raw_params = () if memory is None else memory[1]
     names, kinds, children, statics = [], [], [], []
     for name, v in spec.items(obj):
         names.append(name)
         dynamic = is_dynamic(v) if forced is None else name in forced
-        if dynamic:
-            if isinstance(v, Tracked) and v.is_leaf:
-                children.append(v.data)
-                kinds.append(_PARAM)
-            else:
-                children.append(v)
-                kinds.append(_CHILD)
-        else:
+        if not dynamic:
             statics.append(_hashable(v))
             kinds.append(_STATIC)
+        elif isinstance(v, Tracked) and v.is_leaf:
+            children.append(v.data)
+            kinds.append(_PARAM)
+        else:
+            children.append(v)
+            is_param = name in raw_params and isinstance(v, (jax.Array, np.ndarray))
+            kinds.append(_PARAM if is_param else _CHILD)
     return children, (tuple(names), tuple(kinds), tuple(statics))
 
 
@@ -134,23 +140,27 @@ def _flatten_with_keys(obj):
 def _unflatten(cls, aux, children):
     names, kinds, statics = aux
     children, statics = iter(children), iter(statics)
-    values, odd = [], False
-    for kind in kinds:
+    values, odd, raw_params = [], False, []
+    for name, kind in zip(names, kinds, strict=True):
         if kind == _STATIC:
             v = next(statics)
             values.append(v.value if type(v) is _ById else v)
             continue
         c = next(children)
-        if kind == _PARAM and _is_concrete(c):
-            c = param(c)
+        if kind == _PARAM:
+            if _is_concrete(c):
+                c = param(c)
+            else:
+                raw_params.append(name)  # a tracer: a param again once it is concrete
         odd = odd or not is_dynamic(c)  # e.g. None or a bool from a tree_map
         values.append(c)
     spec = _specs[cls]
     obj = spec.fill(object.__new__(cls), names, values)
-    if odd and spec.fields is None and hasattr(obj, "__dict__"):
-        # keep the same children when this object is flattened again
+    if (odd or raw_params) and hasattr(obj, "__dict__"):
+        # remember the children and the params when this object is flattened again
         kept = zip(names, kinds, strict=True)
-        obj.__dict__[_MARK] = frozenset(n for n, k in kept if k != _STATIC)
+        forced = frozenset(n for n, k in kept if k != _STATIC) if odd else None
+        obj.__dict__[_MARK] = (forced, frozenset(raw_params))
     return obj
 
 
