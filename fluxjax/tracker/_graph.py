@@ -10,6 +10,8 @@ pays one compiled call per step.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections import OrderedDict
 
@@ -133,9 +135,20 @@ def _note_miss(key):
             )
             warnings.warn(
                 f"fluxjax recompiled the same graph {misses + 1} times because {what}.",
-                stacklevel=4,
+                stacklevel=_user_level(),
             )
             return
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _user_level():
+    """``stacklevel`` pointing at the first frame outside fluxjax: the user's line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def evaluate(root):
