@@ -234,7 +234,7 @@ class Optimiser(FluxOptimiser):
     def __init__(self, *opts):
         self.opts = opts
         pieces = [o.piece if isinstance(o, FluxOptimiser) else _check_tx(o) for o in opts]
-        super().__init__(optax.chain(*pieces))
+        super().__init__(optax.chain(*pieces) if pieces else optax.identity())
 
     def __repr__(self):
         return f"Optimiser({', '.join(repr(o) for o in self.opts)})"
