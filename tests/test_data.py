@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fluxjax.layers import seed
 from fluxjax.tracker import param
 from fluxjax.train import DataLoader, onecold, onehot, onehotbatch
 
@@ -80,6 +81,15 @@ def test_dataloader_is_reiterable_and_reshuffles():
     assert not np.array_equal(first, X)
     again = DataLoader(X, batchsize=10, shuffle=True, key=jax.random.key(0))
     np.testing.assert_array_equal(np.concatenate(list(again)), first)
+
+
+def test_dataloader_without_key_follows_the_global_seed():
+    X = np.arange(40)
+    seed(3)
+    a = np.concatenate(list(DataLoader(X, 8, shuffle=True)))
+    seed(3)
+    b = np.concatenate(list(DataLoader(X, 8, shuffle=True)))
+    np.testing.assert_array_equal(a, b)
 
 
 def test_dataloader_keeps_pairs_together_when_shuffled():

@@ -187,7 +187,7 @@ def test_stop_outside_train_raises():
 
 def nan_data():
     scales = [1.0, 1.0, 1.0, float("nan"), 1.0, 1.0]
-    return [(jnp.ones(2), s) for s in scales]
+    return [(jnp.ones(2), jnp.asarray(s, jnp.float32)) for s in scales]
 
 
 @pytest.mark.parametrize("jit", [True, False])
@@ -242,6 +242,20 @@ def test_errors():
     for jit in (True, False):
         with pytest.raises(ValueError, match="scalar"):
             train_(lambda: W * 2, Params([W]), [()], Descent(), jit=jit)
+
+
+def test_a_loss_needing_concrete_values_says_to_use_jit_false():
+    W = param(jnp.ones(2))
+
+    def loss():
+        l = (W * W).sum()
+        return l if float(l) > 0 else -l
+
+    with pytest.raises(TypeError) as info:
+        train_(loss, Params([W]), [()], Descent())
+    assert "jit=False" in "".join(getattr(info.value, "__notes__", [])) + str(info.value)
+    train_(loss, Params([W]), [()], Descent(), jit=False)  # fine in Python
+    np.testing.assert_allclose(W.data, [0.8, 0.8], rtol=1e-6)
 
 
 def test_progress_bar_shows_steps(capfd):

@@ -1,12 +1,12 @@
 """One-hot encoding and mini-batches: ``onehot``, ``onehotbatch``, ``onecold``, ``DataLoader``."""
 
 import math
-import secrets
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fluxjax.layers._random import next_key
 from fluxjax.tracker import data
 
 __all__ = ["onehot", "onehotbatch", "onecold", "DataLoader"]
@@ -91,8 +91,9 @@ class DataLoader:
 
     Mini-batches along the first axis of an array, or of every array in a tuple (then each
     batch is a tuple, which ``train_`` splats into the loss). Iterating again starts a new
-    epoch, reshuffled when ``shuffle=True``; ``key`` (a ``jax.random`` key or an int) makes
-    the order reproducible. ``partial=False`` drops a last batch smaller than ``batchsize``.
+    epoch, reshuffled when ``shuffle=True``; ``key`` (a ``jax.random`` key or an int) fixes
+    the order; without it the key comes from the global stream that ``seed(n)`` resets.
+    ``partial=False`` drops a last batch smaller than ``batchsize``.
 
     >>> import numpy as np
     >>> X, Y = np.arange(10).reshape(5, 2), np.arange(5)
@@ -118,9 +119,7 @@ class DataLoader:
             raise ValueError(f"batchsize must be at least 1, got {batchsize}")
         self.nobs, self.batchsize = sizes[0], int(batchsize)
         self.shuffle, self.partial = shuffle, partial
-        if key is None:
-            key = secrets.randbits(32)
-        self._key = jax.random.key(key) if isinstance(key, int | np.integer) else key
+        self._key = next_key(int(key) if isinstance(key, np.integer) else key)
 
     def __len__(self):
         if self.partial:

@@ -134,25 +134,31 @@ class _Compiled:
 
 
 class _Eager:
-    """Calls ``loss`` in Python at every step: ``tracker.forward`` (the value and the
-    gradient of one call), then the optimiser step of ``update_``."""
+    """Flux's own loop: ``l = loss(*item)`` on the params' concrete values (so the loss
+    may print, call ``float``, branch on values), ``back_(l)`` from zeroed gradients, then
+    the optimiser step of ``update_``."""
 
     def __init__(self, loss, plist, opt):
         self.loss, self.plist, self.opt = loss, plist, opt
-        self.ps = tracker.Params(plist)
         self.nsteps = 0
 
     def step(self, item):
-        y, back = tracker.forward(lambda: _call(self.loss, item), self.ps)
-        l = np.asarray(y)
-        if l.shape != ():
-            raise ValueError(f"the loss must return a scalar, got shape {l.shape}")
-        if not np.isfinite(l):
-            raise _nonfinite(float(l), self.nsteps)
-        gs = back(1.0)
-        _step(self.opt, self.plist, [gs[p] for p in self.plist])
+        for p in self.plist:
+            p.grad = None  # reads as zeros
+        l = _call(self.loss, item)
+        if np.shape(l) != ():
+            raise ValueError(f"the loss must return a scalar, got shape {np.shape(l)}")
+        if isinstance(l, tracker.Tracked):
+            try:
+                tracker.back_(l)
+            except FloatingPointError:
+                raise _nonfinite(float(l.data), self.nsteps) from None
+        value = np.asarray(tracker.data(l))
+        if not np.isfinite(value):
+            raise _nonfinite(float(value), self.nsteps)
+        _step(self.opt, self.plist, [p.grad for p in self.plist])
         self.nsteps += 1
-        return l
+        return value
 
     def resume(self):
         pass
@@ -287,7 +293,9 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
     ``jit=True`` compiles the step once (items must be arrays or pytrees of arrays; values
     the loss reads that are not in ``ps`` are constants of the compiled step). Params are
     updated on the device and written back before each callback and at the end.
-    ``jit=False`` calls ``loss`` in Python at every step, for losses with side effects.
+    ``jit=False`` is Flux's eager loop: ``loss`` runs in Python on concrete values at every
+    step (for losses with side effects or value-dependent Python), then ``back_`` from
+    zeroed gradients.
 
     With ``jit=True`` and a ``DataLoader``, each epoch runs under ``jax.lax.scan``: one
     compiled call per epoch, or, when there are callbacks or a progress bar, about ten
@@ -338,6 +346,13 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
         _flush(callbacks)
     except StopTraining:
         pass
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as e:
+        if jit and hasattr(e, "add_note"):
+            e.add_note(
+                "train_ compiles the loss (jit=True), so it sees abstract values: a loss "
+                "that needs concrete ones (float(), if on a value, printing) needs jit=False."
+            )
+        raise
     finally:
         runner.finish()
         if bar is not None:
