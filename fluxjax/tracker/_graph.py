@@ -54,7 +54,7 @@ def plan(root, full):
         stack.pop()
         refs = []
         for a in n._in:
-            i = index.get(id(a)) if isinstance(a, Tracked) else None
+            i = index.get(id(a))
             if i is None:
                 i = ext_index.get(id(a))
                 if i is None:
