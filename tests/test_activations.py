@@ -122,11 +122,11 @@ def test_softmax_gradients_tracked_and_plain(f, ref):
     x = jax.random.normal(jax.random.key(1), (3, 4))
     w = jax.random.normal(jax.random.key(2), (3, 4))
     for axis in (-1, 0):
-        theirs = jax.grad(lambda v: (ref(v, axis=axis) * w).sum())(x)
+        theirs = jax.grad(lambda v, axis=axis: (ref(v, axis=axis) * w).sum())(x)
         p = param(x)
         back_((f(p, axis=axis) * w).sum())
         np.testing.assert_allclose(grad(p), theirs, rtol=1e-5, atol=1e-6)
-        ours = jax.grad(lambda v: (f(v, axis=axis) * w).sum())(x)
+        ours = jax.grad(lambda v, axis=axis: (f(v, axis=axis) * w).sum())(x)
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
