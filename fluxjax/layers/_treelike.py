@@ -174,8 +174,7 @@ def _flatten(obj):
             kinds.append(_PARAM)
         else:
             children.append(_boxed(v))
-            is_param = name in raw_params and isinstance(v, (jax.Array, np.ndarray))
-            kinds.append(_PARAM if is_param else _CHILD)
+            kinds.append(_PARAM if name in raw_params else _CHILD)
     return children, (tuple(names), tuple(kinds), tuple(statics))
 
 
