@@ -45,9 +45,12 @@ class _Spec:
             return list(enumerate(getattr(obj, self.attr)))
         if self.names is None and dataclasses.is_dataclass(self.cls):
             self.names = tuple(f.name for f in dataclasses.fields(self.cls))
-        if self.names is not None:
-            return [(n, getattr(obj, n)) for n in self.names if hasattr(obj, n)]
-        return [(n, v) for n, v in vars(obj).items() if n != _MARK]
+        if self.names is None:
+            return [(n, v) for n, v in vars(obj).items() if n != _MARK]
+        d = getattr(obj, "__dict__", None)
+        if d is not None:  # the fast path: one dict read per field
+            return [(n, d[n]) for n in self.names if n in d]
+        return [(n, getattr(obj, n)) for n in self.names if hasattr(obj, n)]
 
     def fill(self, obj, names, values):
         """Sets ``values`` on a blank ``obj`` (made by ``object.__new__``)."""
@@ -85,15 +88,20 @@ def _hashable(v):
         return _ById(v)
 
 
+_KIND_OF_TYPE: dict[type, bool] = {}  # types whose instances are always (not) dynamic
+
+
 def is_dynamic(v) -> bool:
     """Does ``v`` hold arrays or params, so that it is a child rather than static?"""
-    if isinstance(v, (jax.Array, np.ndarray, Tracked)):
+    known = _KIND_OF_TYPE.get(type(v))
+    if known is not None:
+        return known
+    t = type(v)
+    if issubclass(t, (jax.Array, np.ndarray, Tracked)) or t in _specs:
+        _KIND_OF_TYPE[t] = True
         return True
-    if v is None or isinstance(v, _SCALARS):
-        return False
-    if type(v) in _specs:
-        return True
-    if isinstance(v, _FUNCTIONS):
+    if v is None or issubclass(t, _SCALARS + _FUNCTIONS):
+        _KIND_OF_TYPE[t] = False
         return False
     if isinstance(v, (list, tuple)):
         return any(map(is_dynamic, v))
