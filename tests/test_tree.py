@@ -335,3 +335,19 @@ def test_loadparams_mismatches():
     with pytest.raises(ValueError, match=r"param 1 has shape \(2,\), got \(3,\)"):
         loadparams_(m, [jnp.zeros((2, 3)), jnp.ones(3)])
     assert m.W.data is before  # nothing changed by a failed load
+
+
+def test_treelike_plain_class_with_slots():
+    @treelike
+    class Slotted:
+        __slots__ = ("W", "act")
+
+        def __init__(self):
+            self.W = param(jnp.ones(2))
+            self.act = relu
+
+    s = Slotted()
+    assert ids(params(s)) == [id(s.W)]
+    s2 = jax.tree_util.tree_map(lambda a: -a, s)
+    assert type(s2) is Slotted and s2.act is relu and s2.W.is_leaf
+    np.testing.assert_allclose(s2.W.data, [-1.0, -1.0])

@@ -170,6 +170,11 @@ def f64(x):
     Needs JAX's 64-bit mode (``jax.config.update("jax_enable_x64", True)`` at start-up,
     or ``with jax.enable_x64(True):``); without it JAX would silently keep float32, so
     this raises ``RuntimeError`` instead.
+
+    >>> import jax.numpy as jnp
+    >>> with jax.enable_x64(True):
+    ...     print(f64(jnp.ones(2)).dtype)
+    float64
     """
     if not jax.config.jax_enable_x64:
         raise RuntimeError(

@@ -45,9 +45,11 @@ class _Spec:
             return list(enumerate(getattr(obj, self.attr)))
         if self.names is None and dataclasses.is_dataclass(self.cls):
             self.names = tuple(f.name for f in dataclasses.fields(self.cls))
-        if self.names is None:
-            return [(n, v) for n, v in vars(obj).items() if n != _MARK]
         d = getattr(obj, "__dict__", None)
+        if self.names is None and d is not None:
+            return [(n, v) for n, v in d.items() if n != _MARK]
+        if self.names is None:  # a plain class with __slots__
+            self.names = _slot_names(self.cls)
         if d is not None:  # the fast path: one dict read per field
             return [(n, d[n]) for n in self.names if n in d]
         return [(n, getattr(obj, n)) for n in self.names if hasattr(obj, n)]
@@ -60,6 +62,14 @@ class _Spec:
             for name, value in zip(names, values, strict=True):
                 object.__setattr__(obj, name, value)
         return obj
+
+
+def _slot_names(cls) -> tuple:
+    names = []
+    for k in reversed(cls.__mro__):
+        slots = k.__dict__.get("__slots__", ())
+        names += [slots] if isinstance(slots, str) else list(slots)
+    return tuple(n for n in dict.fromkeys(names) if n not in ("__dict__", "__weakref__"))
 
 
 _specs: dict[type, _Spec] = {}
@@ -241,10 +251,11 @@ def treelike(cls=None, fields=None):
 
     Registers ``cls`` as a JAX pytree and returns it, as a call (``treelike(Affine)``)
     or a decorator (``@treelike`` or ``@treelike(fields=("W", "b"))``). Dataclasses are
-    read field by field, other classes by their instance attributes. Fields holding
-    arrays, params or other trees are children; the rest (functions, numbers, strings,
-    None) are static. ``fields`` names the children explicitly. Afterwards ``params``,
-    ``fmap``, ``gpu``, ``jax.tree_util``, ``jax.jit`` and ``gradient`` all see inside.
+    read field by field, other classes by their instance attributes (or ``__slots__``).
+    Fields holding arrays, params or other trees are children; the rest (functions,
+    numbers, strings, None) are static. ``fields`` names the children explicitly. Then
+    ``params``, ``fmap``, ``gpu``, ``jax.tree_util``, ``jax.jit`` and ``gradient`` all
+    see inside. A subclass of a treelike class needs its own ``treelike`` call.
 
     >>> import jax, jax.numpy as jnp
     >>> from fluxjax.tracker import param
