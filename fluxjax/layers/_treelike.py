@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from ..tracker import Tracked, param
+from ._boxes import boxed, is_concrete
 
 _STATIC, _CHILD, _PARAM = 0, 1, 2
 _MARK = "__treelike_memory__"  # set only on objects rebuilt holding tracers or odd leaves
@@ -121,60 +122,6 @@ def is_dynamic(v) -> bool:
     return not (len(leaves) == 1 and leaves[0] is v) and any(map(is_dynamic, leaves))
 
 
-def _is_concrete(c) -> bool:
-    return isinstance(c, (jax.Array, np.ndarray)) and not isinstance(c, jax.core.Tracer)
-
-
-class _ParamSlot:
-    """A param inside a list, tuple or dict field: JAX sees its array (key ``.data``).
-
-    A bare tracked value is a JAX leaf that plain JAX refuses (see INTERNALS.md), so
-    params held in containers are boxed while the model is flattened; unflattening the
-    box gives a fresh ``param`` for a concrete array and the raw value otherwise.
-    """
-
-    __slots__ = ("array",)
-
-    def __init__(self, array):
-        self.array = array
-
-
-def _unbox(_, children):
-    (c,) = children
-    return param(c) if _is_concrete(c) else c
-
-
-jax.tree_util.register_pytree_with_keys(
-    _ParamSlot,
-    lambda s: (((jax.tree_util.GetAttrKey("data"), s.array),), None),
-    _unbox,
-    lambda s: ((s.array,), None),
-)
-
-
-def _boxed(v):
-    """``v`` with the params in its lists, tuples and dicts boxed (nothing else copied)."""
-    t = type(v)
-    if t is list or t is tuple:
-        return t(map(_boxed_item, v)) if any(map(_needs_box, v)) else v
-    if t is dict:
-        return {k: _boxed_item(e) for k, e in v.items()} if any(map(_needs_box, v.values())) else v
-    return v
-
-
-def _boxed_item(v):
-    return _ParamSlot(v.data) if isinstance(v, Tracked) and v.is_leaf else _boxed(v)
-
-
-def _needs_box(v) -> bool:
-    t = type(v)
-    if t is list or t is tuple:
-        return any(map(_needs_box, v))
-    if t is dict:
-        return any(map(_needs_box, v.values()))
-    return isinstance(v, Tracked) and v.is_leaf
-
-
 def _flatten(obj):
     spec = _specs[type(obj)]
     memory = getattr(obj, "__dict__", _NO_DICT).get(_MARK)  # (children, raw params) or None
@@ -191,7 +138,7 @@ def _flatten(obj):
             children.append(v.data)
             kinds.append(_PARAM)
         else:
-            children.append(_boxed(v))
+            children.append(boxed(v))
             kinds.append(_PARAM if name in raw_params else _CHILD)
     return children, (tuple(names), tuple(kinds), tuple(statics))
 
@@ -215,7 +162,7 @@ def _unflatten(cls, aux, children):
             continue
         c = next(children)
         if kind == _PARAM:
-            if _is_concrete(c):
+            if is_concrete(c):
                 c = param(c)
             else:
                 raw_params.append(name)  # a tracer: a param again once it is concrete
