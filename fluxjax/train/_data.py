@@ -119,7 +119,10 @@ class DataLoader:
             raise ValueError(f"batchsize must be at least 1, got {batchsize}")
         self.nobs, self.batchsize = sizes[0], int(batchsize)
         self.shuffle, self.partial = shuffle, partial
-        self._key = next_key(int(key) if isinstance(key, np.integer) else key)
+        key = next_key(int(key) if isinstance(key, np.integer) else key)
+        # shuffle on the host: drawing a permutation on the device would wait for the
+        # training steps queued before it
+        self._rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
 
     def __len__(self):
         if self.partial:
@@ -130,8 +133,7 @@ class DataLoader:
         """The observation order for the next epoch (advances the shuffling key)."""
         if not self.shuffle:
             return np.arange(self.nobs)
-        self._key, sub = jax.random.split(self._key)
-        return np.asarray(jax.random.permutation(sub, self.nobs))
+        return self._rng.permutation(self.nobs)
 
     def batch(self, ids):
         """The batch made of observations ``ids``: an array, or a tuple of arrays."""
