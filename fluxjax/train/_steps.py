@@ -1,0 +1,154 @@
+"""The two ways ``train_`` runs a step: compiled (``Compiled``) and eager (``Eager``).
+
+``Compiled`` turns the imperative loss into a pure function once: inside
+``tracker.swapped(ps, tracers)`` every param reads a tracer, so ``loss(*item)`` traces to
+plain JAX, differentiated with ``jax.value_and_grad`` and stepped with ``opt.tx`` in one
+``jax.jit`` call with donated buffers. Params and optimiser state stay as flat arrays
+between steps and are written back (``p.data = ...``) only when asked (``sync``).
+``scan`` runs many steps of a ``DataLoader`` epoch in one call with ``jax.lax.scan``.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from fluxjax import tracker
+
+from ._optimisers import as_transformation
+from ._update import _step, get_state, put_state
+
+
+def _call(loss, item):
+    return loss(*item) if isinstance(item, tuple) else loss(item)
+
+
+def _pure_step(loss, plist, tx):
+    """``(arrays, opt_state, bad, batch) -> (arrays, opt_state, bad, loss)``, pure.
+
+    ``bad`` records a non-finite loss; from that step on the arrays and the optimiser
+    state are left as they were, so they keep the values of the last finite step.
+    """
+
+    def value(arrays, batch):
+        with tracker.swapped(plist, arrays):
+            l = tracker.data(_call(loss, batch))
+        if jnp.ndim(l) != 0:
+            raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(l)}")
+        return l
+
+    def step(arrays, state, bad, batch):
+        l, g = jax.value_and_grad(value)(arrays, batch)
+        updates, new_state = tx.update(g, state, arrays)
+        new_arrays = optax.apply_updates(arrays, updates)
+        bad = bad | ~jnp.isfinite(l)
+
+        def keep(new, old):
+            return jnp.where(bad, old, new)
+
+        return jax.tree.map(keep, new_arrays, arrays), jax.tree.map(keep, new_state, state), bad, l
+
+    return step
+
+
+class Compiled:
+    """Runs steps through one compiled function; params as a flat list of arrays."""
+
+    def __init__(self, loss, plist, opt):
+        self.plist, self.opt = plist, opt
+        self.pure = _pure_step(loss, plist, as_transformation(opt))
+        self.step_fn = jax.jit(self.pure, donate_argnums=(0, 1, 2))
+        self.scans, self.tensors = {}, {}
+        self.resume()
+        self.state = jax.tree.map(jnp.copy, get_state(opt, plist, self.arrays))
+        self.bad = jnp.zeros((), bool)
+
+    def resume(self):
+        """Carry on from the params' current values (copies: the carry gets donated)."""
+        self.arrays = [jnp.array(p.data, copy=True) for p in self.plist]
+
+    def sync(self):
+        """Write the carried values into the params (skipped if a call was cut short)."""
+        if not any(a.is_deleted() for a in self.arrays):
+            for p, a in zip(self.plist, self.arrays, strict=True):
+                p.data = a
+
+    def finish(self):
+        self.sync()
+        if not any(a.is_deleted() for a in jax.tree.leaves(self.state)):
+            put_state(self.opt, self.plist, self.state)
+
+    def step(self, item):
+        self.arrays, self.state, self.bad, l = self.step_fn(self.arrays, self.state, self.bad, item)
+        return l
+
+    def scan(self, loader, order, start, n):
+        """Steps ``start .. start + n`` of an epoch of ``loader`` in one compiled call."""
+        key = (n, loader.batchsize, loader.single)
+        if key not in self.scans:
+            self.scans[key] = jax.jit(self._scan_fn(*key), donate_argnums=(0, 1, 2))
+        if id(loader) not in self.tensors:
+            self.tensors[id(loader)] = (loader, tuple(jnp.asarray(t) for t in loader.tensors))
+        tensors = self.tensors[id(loader)][1]
+        self.arrays, self.state, self.bad, ls = self.scans[key](
+            self.arrays, self.state, self.bad, tensors, order, jnp.int32(start)
+        )
+        return ls
+
+    def _scan_fn(self, n, b, single):
+        def run(arrays, state, bad, tensors, order, start):
+            def body(carry, k):
+                ids = lax.dynamic_slice_in_dim(order, (start + k) * b, b)
+                parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
+                *carry, l = self.pure(*carry, parts[0] if single else parts)
+                return tuple(carry), l
+
+            (arrays, state, bad), ls = lax.scan(body, (arrays, state, bad), jnp.arange(n))
+            return arrays, state, bad, ls
+
+        return run
+
+
+class Eager:
+    """Flux's own loop: ``l = loss(*item)`` on the params' concrete values (so the loss
+    may print, call ``float``, branch on values), ``back_(l)`` from zeroed gradients, then
+    the optimiser step of ``update_``."""
+
+    def __init__(self, loss, plist, opt):
+        self.loss, self.plist, self.opt = loss, plist, opt
+        self.nsteps = 0
+
+    def step(self, item):
+        for p in self.plist:
+            p.grad = None  # reads as zeros
+        l = _call(self.loss, item)
+        if np.shape(l) != ():
+            raise ValueError(f"the loss must return a scalar, got shape {np.shape(l)}")
+        if isinstance(l, tracker.Tracked):
+            try:
+                tracker.back_(l)
+            except FloatingPointError:
+                raise nonfinite_error(float(l.data), self.nsteps) from None
+        value = np.asarray(tracker.data(l))
+        if not np.isfinite(value):
+            raise nonfinite_error(float(value), self.nsteps)
+        _step(self.opt, self.plist, [p.grad for p in self.plist])
+        self.nsteps += 1
+        return value
+
+    def resume(self):
+        pass
+
+    def sync(self):
+        pass
+
+    def finish(self):
+        pass
+
+
+def nonfinite_error(value, i):
+    return FloatingPointError(
+        f"loss is {value} at step {i} (0-based); training stopped and the params keep "
+        f"the values from before that step"
+    )
