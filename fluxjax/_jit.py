@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from .tracker._gradient import swapped
-from .tracker._node import WATCH, Tracked
+from .tracker._node import KEEP_GRAPH, WATCH, Tracked
 
 _DYNAMIC = (jax.Array, np.ndarray, np.generic, numbers.Number)
 
@@ -55,6 +55,7 @@ class CompiledStep:
         def pure(dyn, values, grads):
             args = _merge(statics, dyn)
             WATCH.append({})
+            KEEP_GRAPH.append(True)
             try:
                 with swapped(ps, values):
                     for p, g in zip(ps, grads):
@@ -63,6 +64,7 @@ class CompiledStep:
                     new_values = [p._cell.get() for p in ps]
                     new_grads = [p.grad for p in ps]
             finally:
+                KEEP_GRAPH.pop()
                 missed = WATCH.pop()
                 for p in ps:
                     p._grad = None

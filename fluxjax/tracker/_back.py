@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
+import numpy as np
 
 from ._graph import backward_fn, cached, ext_sig, ext_value, plan
 from ._node import WATCH, LeafCell, Tracer, Tracked, _as_float_array, watch
@@ -90,7 +91,7 @@ def _pending_sig(c):
     """``(shape, dtype)`` of a pending update whose old value is known, else False."""
     if c.value is None and c.pending[0].value is not None:
         step = c.pending[1]
-        return (step.shape, step.dtype)
+        return (step.shape, step.dtype, getattr(step, "weak_type", False))
     return False
 
 
@@ -105,7 +106,11 @@ def update_(x, Δ):
     if not isinstance(x, Tracked) or x._cell is None:
         raise TypeError(f"update_ needs a param (made by param), got {type(x).__name__}")
     step = Δ.data if isinstance(Δ, Tracked) else Δ
+    if isinstance(step, np.ndarray):
+        step = step.copy()  # a NumPy array may change after this call; the param must not
     cell = x._cell
+    if cell.value is None:  # two updates in a row: settle the first, keep chains short
+        cell.get()
     if WATCH:
         watch(x, cell.value)
     if not hasattr(step, "shape") or not hasattr(step, "dtype"):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._lift import track
-from ._node import LeafCell, Tracked
+from ._node import SWAPS, LeafCell, Tracked
 from ._params import Grads, Params
 
 
@@ -24,13 +24,19 @@ def swapped(ps, values):
     """Inside the block each param ``ps[i]`` reads ``values[i]``; restored afterwards."""
     ps = list(ps)
     saved = [p._cell for p in ps]
+    before = {id(c): SWAPS.get(id(c)) for c in saved}
     try:
-        for p, v in zip(ps, values):
-            p._cell = LeafCell(v, p)
+        for p, old, v in zip(ps, saved, values):
+            p._cell = SWAPS[id(old)] = LeafCell(v, p)
         yield
     finally:
         for p, c in zip(ps, saved):
             p._cell = c
+        for k, c in before.items():
+            if c is None:
+                SWAPS.pop(k, None)
+            else:
+                SWAPS[k] = c
 
 
 def _scalar(out, what="gradient"):

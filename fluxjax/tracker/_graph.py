@@ -18,7 +18,8 @@ from collections import OrderedDict
 import jax
 import jax.numpy as jnp
 
-from ._lift import call
+from . import _node
+from ._lift import call, sig
 from ._node import LeafCell, Tracked
 
 MAX_CACHED = 1024
@@ -77,11 +78,22 @@ def replay(entries, ext_values):
 
 
 def ext_sig(x):
+    s = sig(x)
+    return ("cell",) + s if type(x) is LeafCell else s
+
+
+def live_value(x):
+    """``x``'s value, with params read as swapped now (a value recorded before a swap is
+    recomputed from the swapped params, so gradients reach them through it)."""
     if type(x) is LeafCell:
-        return ("cell",) + x.aval
-    if isinstance(x, Tracked):
-        return x._aval
-    return (x.shape, x.dtype)
+        return _node.SWAPS.get(id(x), x).get()
+    if not isinstance(x, Tracked):
+        return x
+    if _node.SWAPS:
+        nodes, entries, ext = plan(x, full=True)
+        if any(type(e) is LeafCell and id(e) in _node.SWAPS for e in ext):
+            return replay(entries, [live_value(e) for e in ext])[-1]
+    return x._value if x._value is not None else x.data
 
 
 def ext_value(x):
@@ -124,20 +136,35 @@ def _note_miss(key):
     if misses + 1 < 3 or _warned or last is None:
         return
     for (op_a, _), (op_b, _) in zip(last[1], entries):
-        if op_a != op_b:
-            _warned = True
+        if op_a == op_b:
+            continue
+        if op_a[0] is not op_b[0]:
             what = (
                 f"the function {_fn_name(op_b[0])} is a new object each time (a lambda or "
                 "track(...) made inside the loop?): define it once, outside"
-                if op_a[0] is not op_b[0]
-                else f"a static argument of {_fn_name(op_b[0])} changes each time "
-                "(a Python number?): pass it as an array instead"
             )
-            warnings.warn(
-                f"fluxjax recompiled the same graph {misses + 1} times because {what}.",
-                stacklevel=_user_level(),
+        elif _floats(op_a[1]) != _floats(op_b[1]):
+            what = (
+                f"a Python float given to {_fn_name(op_b[0])} changes each time (a learning "
+                "rate or a scale?): pass it as an array instead"
             )
+        else:  # other static arguments (indices, axes, shapes) differ for good reasons
             return
+        _warned = True
+        warnings.warn(
+            f"fluxjax recompiled the same graph {misses + 1} times because {what}.",
+            stacklevel=_user_level(),
+        )
+        return
+
+
+def _floats(spec):
+    """The Python floats inside an op's static spec."""
+    if type(spec) is tuple:
+        if len(spec) == 2 and spec[0] in (float, complex):
+            return (spec[1],)
+        return tuple(f for s in spec for f in _floats(s))
+    return ()
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,7 +183,7 @@ def evaluate(root):
     nodes, entries, ext = plan(root, full=False)
     values = [ext_value(x) for x in ext]
     if len(nodes) == 1:
-        root._value = call(root._op, values)
+        root._value = call(root._op, [values[-1 - r] for r in entries[0][1]])
         return
     key = ("fwd", tuple(entries), tuple(ext_sig(x) for x in ext))
     fn = cached(key, lambda: lambda vals: replay(entries, vals)[-1])

@@ -5,6 +5,11 @@ and a hashable *spec* of everything else (numbers, strings, axes, slices), which
 of the op's identity. Recording costs a few microseconds: the output's shape and dtype
 come from ``jax.eval_shape``, cached per op and input signature, so a shape error is
 raised at the line that caused it while the value itself is computed later.
+
+When an input is a JAX tracer (inside ``gradient``, ``train_``, ``jax.jit``...), or
+while params are swapped for tracers, the op runs at once. Its result is then a plain
+JAX value, as any JAX code would give, except inside ``fluxjax.jit``, where it stays
+tracked so that ``back_`` can run in the compiled step.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import functools
 import jax
 import numpy as np
 
-from ._node import LeafCell, Tracer, Tracked, TrackedArray, TrackedReal, tracked_type
+from . import _node
+from ._node import LeafCell, Tracer, Tracked, TrackedArray, TrackedReal
 
 _SLOT = object()  # marks where a dynamic input goes back into the arguments
-_ARRAYS = (jax.Array, np.ndarray, np.generic)
 _AVALS: dict = {}
 
 
@@ -25,18 +30,30 @@ def _spec(x, dyn):
     if isinstance(x, Tracked):
         dyn.append(x._cell if x._cell is not None else x)
         return _SLOT
-    if isinstance(x, _ARRAYS):
+    if isinstance(x, jax.Array):
+        dyn.append(x)
+        return _SLOT
+    if isinstance(x, np.ndarray):
+        dyn.append(x.copy())  # NumPy arrays are mutable: keep the value it has now
+        return _SLOT
+    if isinstance(x, np.generic):
+        if isinstance(x, (np.integer, np.bool_)):  # axes, sizes, slice bounds: static
+            return (int if isinstance(x, np.integer) else bool, x.item())
         dyn.append(x)
         return _SLOT
     t = type(x)
+    if t is int or t is bool:
+        return (t, x)
+    if t is float:  # hex tells 0.0 from -0.0 and makes NaN equal to itself
+        return (float, x.hex())
     if t is tuple or t is list:
-        return (t, tuple(_spec(e, dyn) for e in x))
+        return (t, tuple([_spec(e, dyn) for e in x]))
     if t is slice:
         return (slice, _spec(x.start, dyn), _spec(x.stop, dyn), _spec(x.step, dyn))
     if t is dict:
         return (dict, tuple((k, _spec(v, dyn)) for k, v in x.items()))
-    if t in (int, float, bool, complex):
-        return (t, x)
+    if t is complex:
+        return (complex, repr(x))
     return x
 
 
@@ -47,12 +64,16 @@ def _fill(spec, it):
         t = spec[0]
         if t is tuple or t is list:
             return t(_fill(s, it) for s in spec[1])
+        if t is int or t is bool:
+            return spec[1]
+        if t is float:
+            return float.fromhex(spec[1])
         if t is slice:
             return slice(_fill(spec[1], it), _fill(spec[2], it), _fill(spec[3], it))
         if t is dict:
             return {k: _fill(v, it) for k, v in spec[1]}
-        if t in (int, float, bool, complex):
-            return spec[1]
+        if t is complex:
+            return complex(spec[1])
     return spec
 
 
@@ -61,9 +82,7 @@ def call(op, values):
     fn, (aspec, kspec) = op
     it = iter(values)
     out = fn(*_fill(aspec, it), **_fill(kspec, it))
-    if isinstance(out, Tracked) or (
-        isinstance(out, tuple) and any(isinstance(o, Tracked) for o in out)
-    ):
+    if any(isinstance(o, Tracked) for o in jax.tree_util.tree_leaves(out)):
         name = getattr(fn, "__name__", repr(fn))
         raise TypeError(
             f"{name} returned a tracked value while being replayed: it uses a param it was "
@@ -73,12 +92,16 @@ def call(op, values):
     return out
 
 
-def _sig(x):
+def sig(x):
+    """``(shape, dtype, weak_type)`` of a graph input."""
     if type(x) is LeafCell:
         return x.aval
     if isinstance(x, Tracked):
         return x._aval
-    return (x.shape, x.dtype)
+    weak = getattr(x, "weak_type", None)
+    if weak is None:
+        weak = getattr(getattr(x, "aval", None), "weak_type", False)
+    return (x.shape, x.dtype, weak)
 
 
 def _value(x):
@@ -92,25 +115,33 @@ def _value(x):
 _SINGLE, _NONFLOAT, _MULTI = 0, 1, 2
 
 
+def _aval_of(s):
+    return (s.shape, s.dtype, s.weak_type)
+
+
 def _out_aval(op, dyn):
-    """``(aval, kind)`` of an op's output, from ``jax.eval_shape`` cached per signature."""
-    key = (op, tuple([_sig(x) for x in dyn]))
+    """``(aval, kind)`` of an op's output, from ``jax.eval_shape`` cached per signature.
+
+    A single output's aval is ``(shape, dtype, weak_type)``; several outputs give
+    ``(treedef, (aval, ...))``.
+    """
+    key = (op, tuple([sig(x) for x in dyn]))
     try:
         return _AVALS[key]
     except KeyError:
         pass
     except TypeError as e:
         raise TypeError(f"unhashable static argument to {op[0]!r}: {e}") from None
-    shapes = [jax.ShapeDtypeStruct(*s) for s in key[1]]
+    shapes = [jax.ShapeDtypeStruct(s[0], s[1], weak_type=s[2]) for s in key[1]]
     out = jax.eval_shape(lambda *v: call(op, v), *shapes)
-    aval = jax.tree_util.tree_map(lambda s: (s.shape, s.dtype), out)
-    kind = _MULTI if _is_tuple_out(aval) else _SINGLE if _is_float(aval) else _NONFLOAT
+    if isinstance(out, jax.ShapeDtypeStruct):
+        aval = _aval_of(out)
+        kind = _SINGLE if np.issubdtype(out.dtype, np.inexact) else _NONFLOAT
+    else:
+        leaves, treedef = jax.tree_util.tree_flatten(out)
+        aval, kind = (treedef, tuple(_aval_of(s) for s in leaves)), _MULTI
     _AVALS[key] = entry = (aval, kind)
     return entry
-
-
-def _is_float(aval):
-    return np.issubdtype(aval[1], np.inexact)
 
 
 _NOKW = (dict, ())
@@ -122,7 +153,7 @@ def _flat_spec(args, dyn):
         if isinstance(a, Tracked):
             dyn.append(a._cell if a._cell is not None else a)
             out.append(_SLOT)
-        elif isinstance(a, _ARRAYS):
+        elif isinstance(a, jax.Array):
             dyn.append(a)
             out.append(_SLOT)
         else:
@@ -135,8 +166,8 @@ def apply(fn, args, kwargs):
     dyn: list = []
     op = (fn, (_flat_spec(args, dyn), _spec(kwargs, dyn) if kwargs else _NOKW))
     aval, kind = _out_aval(op, dyn)
-    if _any_tracer(dyn):
-        return _eager(op, tuple(dyn), aval)
+    if _node.SWAPS or _any_tracer(dyn):
+        return _eager(op, tuple(dyn), aval, kind)
     if kind == _SINGLE:
         return (TrackedReal if aval[0] == () else TrackedArray)._node(op, tuple(dyn), aval)
     if kind == _MULTI:
@@ -152,46 +183,45 @@ def _any_tracer(dyn):
     return False
 
 
-def _is_tuple_out(aval):
-    """An output aval is ``(shape, dtype)``; a tuple of them means several outputs."""
-    return not (len(aval) == 2 and isinstance(aval[1], np.dtype))
+def _eager(op, dyn, aval, kind):
+    from ._graph import live_value
+
+    value = call(op, [live_value(x) for x in dyn])
+    if not _node.KEEP_GRAPH or kind == _NONFLOAT:  # plain JAX, unless fluxjax.jit needs a graph
+        return value
+    if kind == _MULTI:
+        return _multi(op, dyn, aval, value)
+    return (TrackedReal if aval[0] == () else TrackedArray)._node(op, dyn, aval, value)
 
 
-def _eager(op, dyn, aval):
-    value = call(op, [_value(x) for x in dyn])
-    if not _is_tuple_out(aval):
-        if not _is_float(aval):
-            return value
-        return tracked_type(aval[0])._node(op, dyn, aval, value)
-    return _multi(op, dyn, aval, value)
+def _leaf(tree, i):
+    return jax.tree_util.tree_leaves(tree)[i]
 
 
-def _project(t, i):
-    return t[i]
-
-
-def _multi(op, dyn, avals, value):
+def _multi(op, dyn, aval, value):
     """An op with several outputs: one hidden node, one projection node per output."""
-    whole = Tracked._node(op, dyn, avals, value)
+    treedef, leaves = aval
+    whole = Tracked._node(op, dyn, aval, value)
+    values = None if value is None else jax.tree_util.tree_leaves(value)
     outs = []
-    for i, a in enumerate(avals):
-        if not _is_float(a):
-            outs.append(call(op, [_value(x) for x in dyn])[i] if value is None else value[i])
+    for i, a in enumerate(leaves):
+        if not np.issubdtype(a[1], np.inexact):
+            outs.append(_leaf(whole.data, i) if values is None else values[i])
             continue
-        proj = (_project, ((tuple, (_SLOT, (int, i))), (dict, ())))
-        v = None if value is None else value[i]
-        outs.append(tracked_type(a[0])._node(proj, (whole,), a, v))
-    return type(avals)(outs) if not hasattr(avals, "_fields") else type(avals)(*outs)
+        proj = (_leaf, ((tuple, (_SLOT, (int, i))), _NOKW))
+        v = None if values is None else values[i]
+        outs.append((TrackedReal if a[0] == () else TrackedArray)._node(proj, (whole,), a, v))
+    return jax.tree_util.tree_unflatten(treedef, outs)
 
 
-def _has_tracked(args, kwargs):
+def _has_tracked(args):
     for a in args:
         if isinstance(a, Tracked):
             return True
-        if type(a) in (list, tuple) and any(isinstance(e, Tracked) for e in a):
+        t = type(a)
+        if (t is list or t is tuple) and _has_tracked(a):
             return True
-    for a in kwargs.values():
-        if isinstance(a, Tracked):
+        if t is dict and _has_tracked(a.values()):
             return True
     return False
 
@@ -202,12 +232,10 @@ def track(fn):
     ``fn`` is any JAX-traceable function, ``jax.custom_vjp`` ones included (that is how
     to write a custom gradient). With plain inputs the lifted function is ``fn`` itself.
 
-    >>> import jax.numpy as jnp
     >>> from fluxjax import param, back_, grad
     >>> cube = track(lambda x: x ** 3)
     >>> x = param(2.0)
-    >>> y = cube(x)
-    >>> back_(y)
+    >>> back_(cube(x))
     >>> grad(x)
     Array(12., dtype=float32)
     """
@@ -215,7 +243,7 @@ def track(fn):
 
     @functools.wraps(fn)
     def lifted(*args, **kwargs):
-        if _has_tracked(args, kwargs):
+        if _has_tracked(args) or (kwargs and _has_tracked(kwargs.values())):
             return apply(fn, args, kwargs)
         return fn(*args, **kwargs)
 

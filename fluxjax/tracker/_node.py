@@ -30,6 +30,12 @@ class _TrackedMeta(type):
         return f"<class 'fluxjax.{cls.__name__}'> (tracked: use fluxjax.numpy, not jax.numpy)"
 
 
+SWAPS: dict = {}
+"""While params are swapped for tracers: id(the cell a param had) -> the cell it reads now."""
+
+KEEP_GRAPH: list = []
+"""Non-empty while ``fluxjax.jit`` traces: ops on tracers still record a graph for ``back_``."""
+
 WATCH: list = []
 """While ``fluxjax.jit`` traces: a dict of every param read as a constant, with its state
 (cell, grad) before the trace touched it, so an abandoned trace can put it back."""
@@ -53,7 +59,7 @@ class LeafCell:
         self.value = value
         self.owner = owner
         self.pending = pending
-        self.aval = (value.shape, value.dtype) if aval is None else aval
+        self.aval = (value.shape, value.dtype, False) if aval is None else aval
 
     def get(self):
         """The concrete value, computing a pending update now."""
@@ -197,15 +203,24 @@ _ZEROS: dict = {}
 
 
 def _zeros(aval):
-    z = _ZEROS.get(aval)
+    key = (aval[0], aval[1])
+    z = _ZEROS.get(key)
     if z is None:
-        z = _ZEROS[aval] = jnp.zeros(*aval)
+        z = _ZEROS[key] = jnp.zeros(aval[0], aval[1])
     return z
 
 
 def _as_float_array(x, like=None):
     if isinstance(x, Tracked):
         x = x.data
+    if (
+        like is None
+        and isinstance(x, jax.Array)
+        and not isinstance(x, Tracer)
+        and jnp.issubdtype(x.dtype, jnp.inexact)
+        and not x.weak_type
+    ):
+        return x  # already a definite float array: nothing to convert
     if isinstance(x, Tracer):
         return x if like is None else x.astype(like.dtype)
     a = jnp.asarray(x)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._lift import apply, track
-from ._node import Tracked
+from ._node import Tracer, Tracked
 
 _BINARY = {
     "add": jnp.add,
@@ -29,7 +31,7 @@ _COMPARE = {
 _METHODS = {
     name: getattr(jnp, name)
     for name in (
-        "sum mean max min prod std var cumsum argmax argmin transpose squeeze ravel "
+        "sum mean max min prod std var cumsum argmax argmin squeeze ravel "
         "clip dot conj round exp log sqrt"
     ).split()
 }
@@ -37,6 +39,22 @@ _METHODS = {
 
 def _getitem(x, index):
     return x[index]
+
+
+def _static_masks(index):
+    """NumPy boolean masks as integer indices: a mask's result shape depends on its values,
+    which must be known when the op is recorded."""
+    parts = index if type(index) is tuple else (index,)
+    if not any(_is_mask(i) for i in parts):
+        return index
+    out = []
+    for i in parts:
+        out.extend(np.nonzero(np.asarray(i)) if _is_mask(i) else (i,))
+    return tuple(out)
+
+
+def _is_mask(i):
+    return isinstance(i, (np.ndarray, jax.Array)) and i.dtype == bool and not isinstance(i, Tracer)
 
 
 def _astype(x, dtype):
@@ -74,10 +92,14 @@ def install():
     for name, f in _METHODS.items():
         setattr(Tracked, name, _method(f))
     getitem, astype, reshape = track(_getitem), track(_astype), track(_reshape)
-    Tracked.__getitem__ = lambda self, index: getitem(self, index)
+    Tracked.__getitem__ = lambda self, index: getitem(self, _static_masks(index))
     Tracked.astype = lambda self, dtype: astype(self, dtype)
     Tracked.reshape = lambda self, *shape: reshape(
         self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
     )
     Tracked.flatten = lambda self: reshape(self, (-1,))
+    transpose = track(jnp.transpose)
+    Tracked.transpose = lambda self, *axes: transpose(
+        self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else (axes or None)
+    )
     Tracked.T = property(lambda self: self.transpose())

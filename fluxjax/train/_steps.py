@@ -8,6 +8,8 @@ between steps and are written back (``p.data = ...``) only when asked (``sync``)
 ``scan`` runs many steps of a ``DataLoader`` epoch in one call with ``jax.lax.scan``.
 """
 
+from collections import OrderedDict
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +17,7 @@ import optax
 from jax import lax
 
 from fluxjax import tracker
+from fluxjax.tracker._node import WATCH
 
 from ._optimisers import as_transformation
 from ._update import _step, get_state, put_state
@@ -24,16 +27,22 @@ def _call(loss, item):
     return loss(*item) if isinstance(item, tuple) else loss(item)
 
 
-def _pure_step(loss, plist, tx):
+def _pure_step(loss, plist, tx, outside):
     """``(arrays, opt_state, bad, batch) -> (arrays, opt_state, bad, loss)``, pure.
 
     ``bad`` records a non-finite loss; from that step on the arrays and the optimiser
     state are left as they were, so they keep the values of the last finite step.
+    Params the loss reads that are not in ``plist`` are added to the set ``outside``
+    (their values are constants of this compiled step).
     """
 
     def value(arrays, batch):
-        with tracker.swapped(plist, arrays):
-            l = tracker.data(_call(loss, batch))
+        WATCH.append({})
+        try:
+            with tracker.swapped(plist, arrays):
+                l = tracker.data(_call(loss, batch))
+        finally:
+            outside.update(WATCH.pop())
         if jnp.ndim(l) != 0:
             raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(l)}")
         return l
@@ -52,14 +61,51 @@ def _pure_step(loss, plist, tx):
     return step
 
 
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 16
+
+
+def _compiled_for(loss, plist, opt):
+    """The compiled step (and scans) of ``loss`` over ``plist`` with ``opt``, made once.
+
+    Reused by later ``train_`` calls with the same loss, params and optimiser, unless
+    its trace read params outside ``plist``: their values are constants of the compiled
+    step, so a later call (after they changed) must trace again.
+    """
+    key = (id(loss), tuple(map(id, plist)), id(opt))
+    entry = _CACHE.get(key)
+    if (
+        entry is not None
+        and entry["refs"][0] is loss
+        and entry["refs"][2] is opt
+        and all(a is b for a, b in zip(entry["refs"][1], plist))
+    ):
+        if not entry["outside"]:
+            _CACHE.move_to_end(key)
+            return entry
+    outside: dict = {}
+    pure = _pure_step(loss, plist, as_transformation(opt), outside)
+    entry = {
+        "refs": (loss, list(plist), opt),
+        "pure": pure,
+        "step": jax.jit(pure, donate_argnums=(0, 1, 2)),
+        "scans": {},
+        "outside": outside,
+    }
+    _CACHE[key] = entry
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return entry
+
+
 class Compiled:
     """Runs steps through one compiled function; params as a flat list of arrays."""
 
     def __init__(self, loss, plist, opt):
         self.plist, self.opt = plist, opt
-        self.pure = _pure_step(loss, plist, as_transformation(opt))
-        self.step_fn = jax.jit(self.pure, donate_argnums=(0, 1, 2))
-        self.scans, self.tensors = {}, {}
+        entry = _compiled_for(loss, plist, opt)
+        self.pure, self.step_fn, self.scans = entry["pure"], entry["step"], entry["scans"]
+        self.tensors = {}
         self.resume()
         self.state = jax.tree.map(jnp.copy, get_state(opt, plist, self.arrays))
         self.bad = jnp.zeros((), bool)
