@@ -100,6 +100,21 @@ def test_compiled_replay_equals_the_first_uncompiled_run(fresh_cache, rng):
     assert any(fn is not None for fn in fresh_cache._SEEN.values())
 
 
+def test_a_tracked_function_sees_the_current_value_of_its_closure(fresh_cache):
+    """A Python number the lifted function reads from its closure (a schedule, a
+    temperature) may change between steps: the compiled replay (steps 3 and 4) must see
+    the new value, as the uncompiled first run and the compiling second run do."""
+    scale = 2.0
+    scaled = track(lambda x: x * scale)
+    for s in [2.0, 3.0, 4.0, 5.0]:
+        scale = s
+        W = param(np.ones(2))
+        l = (scaled(W) + 0).sum()
+        back_(l)
+        assert float(l) == 2 * s
+        np.testing.assert_array_equal(np.asarray(W.grad), [s, s])
+
+
 def test_reading_values_compiled_or_not_gives_the_same_numbers(fresh_cache, rng):
     a = uniform(rng, 3, 4)
     runs = []
