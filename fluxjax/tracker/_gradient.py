@@ -153,7 +153,7 @@ def gradcheck(f, *xs, eps=1e-3, rtol=1e-2, atol=1e-3):
     return True
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def _hook_op(f):
     @jax.custom_vjp
     def hooked(x):
@@ -176,7 +176,7 @@ def hook(f, x):
     return track(_hook_op(f))(x)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def _remat(f):
     return jax.checkpoint(f)
 

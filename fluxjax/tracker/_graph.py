@@ -143,7 +143,7 @@ def _note_miss(key):
                 f"the function {_fn_name(op_b[0])} is a new object each time (a lambda or "
                 "track(...) made inside the loop?): define it once, outside"
             )
-        elif _floats(op_a[1]) != _floats(op_b[1]):
+        elif _floats(op_a[1:]) != _floats(op_b[1:]):
             what = (
                 f"a Python float given to {_fn_name(op_b[0])} changes each time (a learning "
                 "rate or a scale?): pass it as an array instead"

@@ -78,8 +78,8 @@ def _fill(spec, it):
 
 
 def call(op, values):
-    """Run a recorded op ``(fn, spec)`` on plain values, as the replay does."""
-    fn, (aspec, kspec) = op
+    """Run a recorded op ``(fn, spec[, closure])`` on plain values, as the replay does."""
+    fn, (aspec, kspec) = op[0], op[1]
     it = iter(values)
     out = fn(*_fill(aspec, it), **_fill(kspec, it))
     if any(isinstance(o, Tracked) for o in jax.tree_util.tree_leaves(out)):
@@ -161,10 +161,32 @@ def _flat_spec(args, dyn):
     return (tuple, tuple(out))
 
 
+def _closure_key(cells):
+    """The numbers, strings and arrays a function reads from its closure, as of now.
+
+    Part of the op's identity, so a compiled replay never reuses a value that changed.
+    (Globals are read when the graph is compiled, as with ``jax.jit``.)
+    """
+    out = []
+    for c in cells:
+        try:
+            v = c.cell_contents
+        except ValueError:  # an unbound cell
+            continue
+        if isinstance(v, (jax.Array, np.ndarray)):
+            out.append(("array", id(v)))
+        elif v is None or type(v) in (int, float, bool, complex, str):
+            out.append(_spec(v, None))
+    return tuple(out)
+
+
 def apply(fn, args, kwargs):
     """Record ``fn(*args, **kwargs)`` as a node; returns tracked output(s)."""
     dyn: list = []
     op = (fn, (_flat_spec(args, dyn), _spec(kwargs, dyn) if kwargs else _NOKW))
+    cells = getattr(fn, "__closure__", None)
+    if cells:
+        op = op + (_closure_key(cells),)
     aval, kind = _out_aval(op, dyn)
     if _node.SWAPS or _any_tracer(dyn):
         return _eager(op, tuple(dyn), aval, kind)
