@@ -23,8 +23,12 @@ from fluxjax.tracker._lift import track as _track
 
 
 def _liftable(obj) -> bool:
-    return callable(obj) and not isinstance(obj, (type, types.ModuleType)) and not (
-        inspect.isclass(obj) or hasattr(obj, "dtype")  # dtype scalars like jnp.float32
+    return (
+        callable(obj)
+        and not isinstance(obj, (type, types.ModuleType))
+        and not (
+            inspect.isclass(obj) or hasattr(obj, "dtype")  # dtype scalars like jnp.float32
+        )
     )
 
 
