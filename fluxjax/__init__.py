@@ -8,6 +8,7 @@
 Array([[3., 4.]], dtype=float32)
 """
 
+from . import _config  # noqa: F401, I001  (first: settles JAX's CPU dispatch before anything runs)
 from . import numpy, tracker
 from ._io import load, save
 from ._jit import jit

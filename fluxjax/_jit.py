@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from .tracker._gradient import swapped
-from .tracker._node import KEEP_GRAPH, WATCH, Tracked
+from .tracker._node import KEEP_GRAPH, WATCH, LeafCell, Tracked
 
 _DYNAMIC = (jax.Array, np.ndarray, np.generic, numbers.Number)
 
@@ -62,7 +62,7 @@ class CompiledStep:
                         p._grad = g
                     out = f(*args)
                     new_values = [p._cell.get() for p in ps]
-                    new_grads = [p.grad for p in ps]
+                    new_grads = [p._grad for p in ps]  # None: zeros, nothing to pass back
             finally:
                 KEEP_GRAPH.pop()
                 missed = WATCH.pop()
@@ -89,13 +89,13 @@ class CompiledStep:
             if fn is None:
                 fn = self._compiled[key] = self._build(statics, list(ps))
             try:
-                out, values, grads = fn(dyn, [p._cell.get() for p in ps], [p.grad for p in ps])
+                out, values, grads = fn(dyn, [p._cell.get() for p in ps], [p._grad for p in ps])
             except _Missed as m:
                 self._params = ps + m.params
                 self._compiled.pop(key, None)
                 continue
             for p, v, g in zip(ps, values, grads):
-                p.data = v
+                p._cell = LeafCell(v, p, aval=p._cell.aval)
                 p._grad = g
             return out
         raise RuntimeError(

@@ -121,8 +121,9 @@ class Tracked(metaclass=_TrackedMeta):
     def data(self, value):
         if self._cell is None:
             raise AttributeError("only a param's data can be set; this is an operation's result")
-        self._cell = LeafCell(_as_float_array(value, like=self._cell.get()), self)
-        self._aval = self._cell.aval
+        cell = self._cell
+        like = cell.value if cell.value is not None else cell.get()
+        self._cell = LeafCell(_as_float_array(value, like=like), self, aval=cell.aval)
 
     @property
     def grad(self):
@@ -221,6 +222,10 @@ def _as_float_array(x, like=None):
         and not x.weak_type
     ):
         return x  # already a definite float array: nothing to convert
+    if like is not None and isinstance(x, jax.Array) and x.dtype == like.dtype:
+        if x.shape != like.shape:
+            raise ValueError(f"new value has shape {x.shape}, the param has shape {like.shape}")
+        return x  # already right: no conversion (this runs on every write-back)
     if isinstance(x, Tracer):
         return x if like is None else x.astype(like.dtype)
     a = jnp.asarray(x)

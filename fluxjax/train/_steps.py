@@ -61,6 +61,9 @@ def _pure_step(loss, plist, tx, outside):
     return step
 
 
+_copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
+"""Fresh device copies of a pytree of arrays in one call (the carry gets donated)."""
+
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 16
 
@@ -90,6 +93,7 @@ def _compiled_for(loss, plist, opt):
         "pure": pure,
         "step": jax.jit(pure, donate_argnums=(0, 1, 2)),
         "scans": {},
+        "tensors": {},
         "outside": outside,
     }
     _CACHE[key] = entry
@@ -105,14 +109,14 @@ class Compiled:
         self.plist, self.opt = plist, opt
         entry = _compiled_for(loss, plist, opt)
         self.pure, self.step_fn, self.scans = entry["pure"], entry["step"], entry["scans"]
-        self.tensors = {}
+        self.tensors = entry["tensors"]  # device copies of DataLoaders' data, kept across calls
         self.resume()
-        self.state = jax.tree.map(jnp.copy, get_state(opt, plist, self.arrays))
+        self.state = _copies(get_state(opt, plist, self.arrays))
         self.bad = jnp.zeros((), bool)
 
     def resume(self):
         """Carry on from the params' current values (copies: the carry gets donated)."""
-        self.arrays = [jnp.array(p.data, copy=True) for p in self.plist]
+        self.arrays = _copies([p.data for p in self.plist])
 
     def sync(self):
         """Write the carried values into the params (skipped if a call was cut short)."""
@@ -130,27 +134,43 @@ class Compiled:
         return l
 
     def scan(self, loader, order, start, n):
-        """Steps ``start .. start + n`` of an epoch of ``loader`` in one compiled call."""
-        key = (n, loader.batchsize, loader.single)
+        """Steps ``start .. start + n`` of an epoch of ``loader`` in one compiled call.
+
+        Without shuffling the batches are the data reshaped to ``(batches, batchsize,
+        ...)`` and scanned over directly; with shuffling each step gathers its batch.
+        """
+        seq = not loader.shuffle
+        key = (n, loader.batchsize, loader.single, seq)
         if key not in self.scans:
             self.scans[key] = jax.jit(self._scan_fn(*key), donate_argnums=(0, 1, 2))
-        if id(loader) not in self.tensors:
-            self.tensors[id(loader)] = (loader, tuple(jnp.asarray(t) for t in loader.tensors))
-        tensors = self.tensors[id(loader)][1]
+        held = self.tensors.get(id(loader))
+        if held is None or held[0] is not loader:
+            b, full = loader.batchsize, loader.nobs // loader.batchsize
+            tensors = tuple(jnp.asarray(t) for t in loader.tensors)
+            batched = tuple(t[: full * b].reshape(full, b, *t.shape[1:]) for t in tensors)
+            held = self.tensors[id(loader)] = (loader, tensors, batched)
+        data = held[2] if seq else held[1]
         self.arrays, self.state, self.bad, ls = self.scans[key](
-            self.arrays, self.state, self.bad, tensors, order, jnp.int32(start)
+            self.arrays, self.state, self.bad, data, order, jnp.int32(start)
         )
         return ls
 
-    def _scan_fn(self, n, b, single):
+    def _scan_fn(self, n, b, single, seq):
+        pure = self.pure
+
         def run(arrays, state, bad, tensors, order, start):
-            def body(carry, k):
-                ids = lax.dynamic_slice_in_dim(order, (start + k) * b, b)
-                parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
-                *carry, l = self.pure(*carry, parts[0] if single else parts)
+            def body(carry, k_or_batch):
+                if seq:
+                    parts = k_or_batch
+                else:
+                    ids = lax.dynamic_slice_in_dim(order, (start + k_or_batch) * b, b)
+                    parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
+                *carry, l = pure(*carry, parts[0] if single else parts)
                 return tuple(carry), l
 
-            (arrays, state, bad), ls = lax.scan(body, (arrays, state, bad), jnp.arange(n))
+            xs = tuple(lax.dynamic_slice_in_dim(t, start, n) for t in tensors) if seq else None
+            steps = xs if seq else jnp.arange(n)
+            (arrays, state, bad), ls = lax.scan(body, (arrays, state, bad), steps)
             return arrays, state, bad, ls
 
         return run

@@ -83,6 +83,7 @@ class _Loop:
         self.runner, self.callbacks, self.bar = runner, callbacks, bar
         self.pieces = []  # (first step, loss array of one step or of a chunk)
         self.nsteps = self.checked = 0
+        self._host = None
 
     def record(self, losses, n):
         self.pieces.append((self.nsteps, losses))
@@ -104,7 +105,7 @@ class _Loop:
         order = loader.order()
         full = loader.nobs // loader.batchsize
         chunk = max(1, math.ceil(full / 10)) if self.callbacks or self.bar else max(full, 1)
-        device_order = jnp.asarray(order, jnp.int32)
+        device_order = jnp.asarray(order, jnp.int32) if loader.shuffle else _NO_ORDER
         for start in range(0, full, chunk):
             n = min(chunk, full - start)
             self.record(self.runner.scan(loader, device_order, start, n), n)
@@ -113,9 +114,16 @@ class _Loop:
 
     def check(self, *, wait):
         """Raise for the first non-finite loss among those computed (or all, if ``wait``)."""
+        if wait:
+            host = self.host()
+            bad = np.flatnonzero(~np.isfinite(host))
+            if bad.size:
+                raise nonfinite_error(float(host[bad[0]]), int(bad[0]))
+            self.checked = len(self.pieces)
+            return
         while self.checked < len(self.pieces):
             first, losses = self.pieces[self.checked]
-            if not (wait or _ready(losses)):
+            if not _ready(losses):
                 return
             host = np.atleast_1d(np.asarray(losses))
             bad = np.flatnonzero(~np.isfinite(host))
@@ -123,11 +131,30 @@ class _Loop:
                 raise nonfinite_error(float(host[bad[0]]), first + int(bad[0]))
             self.checked += 1
 
+    def host(self):
+        """Every loss so far as one NumPy array: one device gather, one transfer."""
+        if self._host is None or len(self._host) != self.nsteps:
+            self._host = _gather([losses for _, losses in self.pieces])
+        return self._host
+
     def losses(self):
-        host = jax.device_get([losses for _, losses in self.pieces])
-        if not host:
-            return jnp.zeros(0)
-        return jnp.asarray(np.concatenate([np.atleast_1d(h) for h in host]))
+        return jnp.asarray(self.host())
+
+
+def _gather(arrays):
+    if not arrays:
+        return np.zeros(0, np.float32)
+    on_cpu = jax.default_backend() == "cpu"  # reading a CPU array is cheaper than stacking
+    if not on_cpu and len(arrays) > 1 and all(np.ndim(a) == 0 for a in arrays):
+        n = len(arrays)  # pad to a power of two: few distinct stacks to compile
+        stacked = jnp.stack(arrays + arrays[-1:] * ((1 << (n - 1).bit_length()) - n))
+        return np.asarray(stacked)[:n]
+    if all(np.ndim(a) == 0 for a in arrays):
+        return np.array([np.asarray(a) for a in arrays])
+    return np.concatenate([np.atleast_1d(np.asarray(a)) for a in arrays])
+
+
+_NO_ORDER = np.zeros(0, np.int32)  # a sequential epoch scans the batches in place
 
 
 def _callback_list(cb):

@@ -1,0 +1,42 @@
+"""Process-wide JAX settings fluxjax chooses, before JAX starts its CPU backend.
+
+**Synchronous CPU dispatch.** XLA's CPU client normally runs each computation on a worker
+thread and returns at once. For the small, many-op work of an eager Tracker loop that
+hand-off dominates: on a 2-core machine one seed-style SGD step of a 16→32→32→4 MLP took
+910 µs with asynchronous dispatch and 406 µs without, and even a pure ``jax.jit`` step got
+faster (53 → 46 µs). fluxjax therefore turns asynchronous CPU dispatch off when it is
+imported before JAX has started its backends, unless the user chose: the environment
+variable ``JAX_CPU_ENABLE_ASYNC_DISPATCH`` (JAX's own) or ``FLUXJAX_CPU_ASYNC=1`` keeps
+JAX's default. It only concerns the CPU; GPUs and TPUs are untouched.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+
+def _backends_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except Exception:  # pragma: no cover - an older or newer JAX: leave it alone
+        return True
+
+
+def configure() -> bool:
+    """Apply fluxjax's CPU dispatch default; returns True if it was applied."""
+    if "JAX_CPU_ENABLE_ASYNC_DISPATCH" in os.environ or os.environ.get("FLUXJAX_CPU_ASYNC"):
+        return False
+    if _backends_started():
+        return False
+    try:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
+    except Exception:  # pragma: no cover - the option was removed
+        return False
+    return True
+
+
+SYNC_CPU_DISPATCH = configure()
