@@ -52,3 +52,26 @@ def test_param_outside_ps_is_not_a_stale_constant():
     losses = fj.train_(loss, fj.params(m), data[:1], opt)
     x, y = data[0]
     np.testing.assert_allclose(float(losses[0]), float((y**2).mean()), rtol=1e-5)
+
+
+def test_a_nan_step_does_not_poison_the_optimiser_state():
+    m, data = setup()
+    loss = lambda x, y: fj.mse(m(x), y)  # noqa: E731
+    opt = fj.ADAM(0.01)
+    fj.train_(loss, fj.params(m), data, opt)
+    x, y = data[0]
+    before = [np.asarray(p.data) for p in fj.params(m)]
+    bad = [(x, y), (x, y * np.nan), (x, y)]
+    try:
+        fj.train_(loss, fj.params(m), bad, opt)
+        raise AssertionError("a NaN loss must raise")
+    except FloatingPointError as e:
+        assert "step 1" in str(e)
+    after_one = fj.params(m)
+    # params: the values after step 0, the last finite one
+    assert not all(np.allclose(a, np.asarray(p.data)) for a, p in zip(before, after_one))
+    assert all(np.isfinite(np.asarray(p.data)).all() for p in after_one)
+    # the optimiser carries on with finite moments
+    losses = fj.train_(loss, fj.params(m), data, opt)
+    assert np.isfinite(np.asarray(losses)).all()
+    assert all(np.isfinite(np.asarray(p.data)).all() for p in fj.params(m))
