@@ -78,11 +78,18 @@ def save(path, model) -> None:
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"format": "fluxjax"})
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a saved model is not
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _read(path):
