@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
+import fluxjax as fj
 from fluxjax._io import load, save
 from fluxjax.layers import Chain, Dense, params, relu, treelike
 from fluxjax.tracker import param
@@ -130,3 +131,18 @@ def test_no_pickle_in_the_file(tmp_path):
     assert b"\x80\x04" not in raw[:64]  # not a pickle stream
     header_len = int.from_bytes(raw[:8], "little")
     assert raw[8 : 8 + header_len].lstrip().startswith(b"{")
+
+
+def test_a_saved_model_gets_the_usual_file_permissions(tmp_path):
+    import os
+    import stat
+
+    fj.seed(0)
+    m = fj.Chain(fj.Dense(4, 8, fj.relu), fj.Dense(8, 2))
+    path = tmp_path / "m.safetensors"
+    mask = os.umask(0o022)
+    try:
+        fj.save(str(path), m)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

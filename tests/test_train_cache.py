@@ -75,17 +75,3 @@ def test_a_nan_step_does_not_poison_the_optimiser_state():
     losses = fj.train_(loss, fj.params(m), data, opt)
     assert np.isfinite(np.asarray(losses)).all()
     assert all(np.isfinite(np.asarray(p.data)).all() for p in fj.params(m))
-
-
-def test_a_saved_model_gets_the_usual_file_permissions(tmp_path):
-    import os
-    import stat
-
-    m, _ = setup()
-    path = tmp_path / "m.safetensors"
-    mask = os.umask(0o022)
-    try:
-        fj.save(str(path), m)
-    finally:
-        os.umask(mask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
