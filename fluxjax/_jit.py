@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from .tracker._gradient import swapped
-from .tracker._node import KEEP_GRAPH, WATCH, LeafCell, Tracked
+from .tracker._node import KEEP_GRAPH, WATCH, LeafCell, Tracked, data
 
 _DYNAMIC = (jax.Array, np.ndarray, np.generic, numbers.Number)
 
@@ -28,10 +28,6 @@ class _Missed(Exception):
     def __init__(self, params):
         super().__init__(f"{len(params)} params read as constants")
         self.params = params
-
-
-def _plain(x):
-    return x.data if isinstance(x, Tracked) else x
 
 
 class CompiledStep:
@@ -74,14 +70,14 @@ class CompiledStep:
                 p._cell, p._grad = cell, g
             if extra:
                 raise _Missed([p for p, _, _ in extra])
-            out = jax.tree_util.tree_map(_plain, out, is_leaf=lambda x: isinstance(x, Tracked))
+            out = jax.tree_util.tree_map(data, out, is_leaf=lambda x: isinstance(x, Tracked))
             return out, new_values, new_grads
 
         return jax.jit(pure)
 
     def __call__(self, *args):
         statics = tuple(None if isinstance(a, _DYNAMIC) else a for a in args)
-        dyn = [_plain(a) if isinstance(a, _DYNAMIC + (Tracked,)) else None for a in args]
+        dyn = [data(a) if isinstance(a, _DYNAMIC + (Tracked,)) else None for a in args]
         for _ in range(self._max):
             ps = self._params
             key = (tuple(map(id, (s for s in statics if s is not None))), len(ps))

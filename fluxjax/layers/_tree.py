@@ -69,10 +69,6 @@ def params(*models) -> Params:
     return Params(found)
 
 
-def _is_array(x) -> bool:
-    return isinstance(x, (jax.Array, np.ndarray, Tracked))
-
-
 def fmap(f, model):
     """fmap(f, model) -> a new model with ``f`` applied to every array leaf.
 

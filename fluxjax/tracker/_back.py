@@ -7,7 +7,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from ._graph import backward_fn, cached, ext_sig, ext_value, plan
+from ._graph import backward_fn, cached, ext_sig, plan
+from ._lift import value
 from ._node import WATCH, LeafCell, Tracer, Tracked, _as_float_array, watch
 
 
@@ -65,7 +66,7 @@ def _run_backward(entries, ext, Δ):
     if WATCH:
         for c in cells:
             watch(c.owner, c.value)
-    consts = [ext_value(x) for x in ext if type(x) is not LeafCell]
+    consts = [value(x) for x in ext if type(x) is not LeafCell]
     owners = set()
     acc = []
     for c in cells:

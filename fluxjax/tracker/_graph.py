@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _node
-from ._lift import call, sig
+from ._lift import call, sig, value
 from ._node import LeafCell, Tracked
 
 MAX_CACHED = 1024
@@ -93,15 +93,7 @@ def live_value(x):
         nodes, entries, ext = plan(x, full=True)
         if any(type(e) is LeafCell and id(e) in _node.SWAPS for e in ext):
             return replay(entries, [live_value(e) for e in ext])[-1]
-    return x._value if x._value is not None else x.data
-
-
-def ext_value(x):
-    if type(x) is LeafCell:
-        return x.get()
-    if isinstance(x, Tracked):
-        return x._value
-    return x
+    return value(x)
 
 
 def cached(key, build):
@@ -181,7 +173,7 @@ def _user_level():
 def evaluate(root):
     """Compute and store the value of a lazily recorded node."""
     nodes, entries, ext = plan(root, full=False)
-    values = [ext_value(x) for x in ext]
+    values = [value(x) for x in ext]
     if len(nodes) == 1:
         root._value = call(root._op, [values[-1 - r] for r in entries[0][1]])
         return

@@ -104,7 +104,8 @@ def sig(x):
     return (x.shape, x.dtype, weak)
 
 
-def _value(x):
+def value(x):
+    """The plain value of a graph input: a leaf cell's, a node's (computed if lazy), an array."""
     if type(x) is LeafCell:
         return x.get()
     if isinstance(x, Tracked):
@@ -194,7 +195,7 @@ def apply(fn, args, kwargs):
         return (TrackedReal if aval[0] == () else TrackedArray)._node(op, tuple(dyn), aval)
     if kind == _MULTI:
         return _multi(op, tuple(dyn), aval, None)
-    return call(op, [_value(x) for x in dyn])
+    return call(op, [value(x) for x in dyn])
 
 
 def _any_tracer(dyn):
@@ -208,23 +209,23 @@ def _any_tracer(dyn):
 def _eager(op, dyn, aval, kind):
     from ._graph import live_value
 
-    value = call(op, [live_value(x) for x in dyn])
+    out = call(op, [live_value(x) for x in dyn])
     if not _node.KEEP_GRAPH or kind == _NONFLOAT:  # plain JAX, unless fluxjax.jit needs a graph
-        return value
+        return out
     if kind == _MULTI:
-        return _multi(op, dyn, aval, value)
-    return (TrackedReal if aval[0] == () else TrackedArray)._node(op, dyn, aval, value)
+        return _multi(op, dyn, aval, out)
+    return (TrackedReal if aval[0] == () else TrackedArray)._node(op, dyn, aval, out)
 
 
 def _leaf(tree, i):
     return jax.tree_util.tree_leaves(tree)[i]
 
 
-def _multi(op, dyn, aval, value):
+def _multi(op, dyn, aval, computed):
     """An op with several outputs: one hidden node, one projection node per output."""
     treedef, leaves = aval
-    whole = Tracked._node(op, dyn, aval, value)
-    values = None if value is None else jax.tree_util.tree_leaves(value)
+    whole = Tracked._node(op, dyn, aval, computed)
+    values = None if computed is None else jax.tree_util.tree_leaves(computed)
     outs = []
     for i, a in enumerate(leaves):
         if not np.issubdtype(a[1], np.inexact):

@@ -47,7 +47,6 @@ class FluxOptimiser:
         self.piece = piece
         self.tx = optax.chain(piece, optax.scale(-1.0))
         self._hyper = hyper
-        self._states = {}  # key: tuple of param ids -> _Entry (see _update.py)
 
     def __repr__(self):
         args = ", ".join(f"{v!r}" for v in self._hyper.values())
