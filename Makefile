@@ -18,8 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/python -m fluxjax.demo $(ARGS)
 
-test: $(STAMP)
-	$(BIN)/python -m ruff check fluxjax tests benchmarks
+test: lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _tol import assert_close
 
 from fluxjax.layers import (
     Chain,
@@ -36,7 +37,7 @@ def test_dense_with_ones_init_on_one_and_two_samples():
     assert data(Dense(10, 2, init=ones_init)(jnp.ones((2, 10)))).tolist() == [[10.0] * 2] * 2
     x = rand(3, 10)
     y = Dense(10, 2, init=ones_init)(x)
-    np.testing.assert_allclose(data(y), np.repeat(np.asarray(x).sum(1, keepdims=True), 2, 1))
+    assert_close(data(y), np.repeat(np.asarray(x).sum(1, keepdims=True), 2, 1))
 
 
 def test_dense_computes_sigma_of_affine_map():
@@ -84,12 +85,12 @@ def test_dense_from_arrays_and_bias_false():
     W, b = jnp.arange(6.0).reshape(2, 3), jnp.array([1.0, -1.0])
     d = Dense(W, b, relu)
     assert isinstance(d.W, Tracked) and d.W.shape == (2, 3)
-    np.testing.assert_allclose(data(d(jnp.ones(3))), [4.0, 11.0])
+    assert_close(data(d(jnp.ones(3))), [4.0, 11.0])
     shared = Dense(d.W, d.b)
     assert shared.W is d.W and shared.b is d.b  # params are kept, not copied
     nob = Dense(W, False)
     assert nob.b is False and [p.shape for p in params(nob)] == [(2, 3)]
-    np.testing.assert_allclose(data(nob(jnp.ones(3))), [3.0, 12.0])
+    assert_close(data(nob(jnp.ones(3))), [3.0, 12.0])
     assert Dense(3, 2, bias=False).b is False
     assert len(params(Dense(3, 2, bias=False))) == 1
     with pytest.raises(ValueError, match="shape"):
@@ -154,7 +155,7 @@ def test_chain_indexing_slicing_length_iteration():
     assert isinstance(head, Chain) and list(head) == [d1, d2]
     assert m[1:2][0] is d2
     x = rand(10)
-    np.testing.assert_allclose(data(head(x)), data(d2(d1(x))), rtol=1e-6)
+    assert_close(data(head(x)), data(d2(d1(x))))
 
 
 def test_chain_softmax_output_sums_to_one():
@@ -163,7 +164,7 @@ def test_chain_softmax_output_sums_to_one():
     assert y.shape == (2,)
     assert float(data(y).sum()) == pytest.approx(1.0, abs=1e-6)
     ys = m(rand(4, 10))
-    np.testing.assert_allclose(data(ys).sum(-1), np.ones(4), rtol=1e-6)
+    assert_close(data(ys).sum(-1), np.ones(4))
 
 
 def test_chain_repr():
@@ -203,8 +204,8 @@ def test_activations_of_empty_and_full_chain():
     x = rand(10)
     outs = activations(m, x)
     assert [y.shape for y in outs] == [(5,), (2,), (2,)]
-    np.testing.assert_allclose(data(outs[0]), data(m[0](x)), rtol=1e-6)
-    np.testing.assert_allclose(data(outs[-1]), data(m(x)), rtol=1e-6)
+    assert_close(data(outs[0]), data(m[0](x)))
+    assert_close(data(outs[-1]), data(m(x)))
 
 
 def test_compose_applies_right_to_left():
@@ -212,7 +213,7 @@ def test_compose_applies_right_to_left():
     m = compose(f, g)
     x = rand(10)
     assert m(x).shape == (2,)
-    np.testing.assert_allclose(data(m(x)), data(f(g(x))), rtol=1e-6)
+    assert_close(data(m(x)), data(f(g(x))))
     assert list(map(id, params(m))) == list(map(id, [f.W, f.b, g.W, g.b]))
     assert compose(lambda x: x + 1, lambda x: x * 2)(5) == 11
     assert repr(m) == "compose(Dense(5, 2), Dense(10, 5, σ))"

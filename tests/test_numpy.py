@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _tol import assert_close
 
 import fluxjax as fj
 import fluxjax.numpy as fnp
@@ -301,7 +302,7 @@ def test_tracked_gradient_matches_jax_grad(name):
     ws = _weights(name, outs)
     assert outs and all(isinstance(o, fj.Tracked) for o in outs), "the output is not tracked"
     for o, x in zip(outs, _float_leaves(want)):
-        np.testing.assert_allclose(np.asarray(fj.data(o)), np.asarray(x), **_tolerance(name))
+        assert_close(np.asarray(fj.data(o)), np.asarray(x), **_tolerance(name))
     loss = sum(fnp.real(o * w).sum() for o, w in zip(outs, ws))
     fj.back_(loss)
 
@@ -315,7 +316,7 @@ def test_tracked_gradient_matches_jax_grad(name):
     for a, e in zip(leaves, expected):
         got = params[id(a)].grad
         assert got.shape == a.value.shape
-        np.testing.assert_allclose(np.asarray(got), np.asarray(e), **_tolerance(name))
+        assert_close(np.asarray(got), np.asarray(e), **_tolerance(name))
 
 
 def _arrays(out):

@@ -121,8 +121,8 @@ def test_nested_derivatives_need_no_flag():
         return 3 * x**2 + 2 * x + 1
 
     for x in [2.0, -0.5]:
-        assert float(df(x)) == pytest.approx(float(jax.grad(twin)(x)))
-        assert float(d2f(x)) == pytest.approx(float(jax.grad(jax.grad(twin))(x)))
+        assert float(df(x)) == pytest.approx(float(jax.grad(twin)(x)), rel=1e-5)
+        assert float(d2f(x)) == pytest.approx(float(jax.grad(jax.grad(twin))(x)), rel=1e-5)
 
 
 def test_third_derivative():
@@ -322,7 +322,7 @@ def test_hook_inside_gradient():
         return hook(lambda g: g / 2, x**2)
 
     (g,) = gradient(f, 3.0)
-    assert float(g) == pytest.approx(3.0)
+    assert float(g) == pytest.approx(3.0, rel=1e-5)
 
 
 def test_checkpoint_gives_the_same_value_and_gradient(rng):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _tol import assert_close
 
 from fluxjax.layers import (
     Chain,
@@ -70,7 +71,7 @@ def test_params_never_loop_on_self_reference():
     assert len(params(loop)) == 1
     n2 = fmap(lambda a: a + 1, n)
     assert n2.me is n2 and n2.friends[0] is n2
-    np.testing.assert_allclose(n2.W.data, [2.0, 2.0])
+    assert_close(n2.W.data, [2.0, 2.0])
 
 
 # ---- fmap ----------------------------------------------------------------------------
@@ -106,13 +107,13 @@ def test_fmap_on_containers_arrays_and_params():
     tree = {"list": [W, jnp.ones(3), "s", None], "pt": Point(jnp.zeros(1), 3), "f": relu}
     out = fmap(lambda a: a + 1, tree)
     assert isinstance(out["list"][0], Tracked) and out["list"][0].is_leaf
-    np.testing.assert_allclose(out["list"][0].data, [2.0, 2.0])
+    assert_close(out["list"][0].data, [2.0, 2.0])
     assert not isinstance(out["list"][1], Tracked)
-    np.testing.assert_allclose(out["list"][1], [2.0] * 3)
+    assert_close(out["list"][1], [2.0] * 3)
     assert out["list"][2:] == ["s", None] and out["f"] is relu
     assert type(out["pt"]) is Point and out["pt"].y == 3
-    np.testing.assert_allclose(out["pt"].x, [1.0])
-    np.testing.assert_allclose(data(fmap(jnp.sin, param(0.0))), 0.0)
+    assert_close(out["pt"].x, [1.0])
+    assert_close(data(fmap(jnp.sin, param(0.0))), 0.0)
 
 
 # ---- devices and precision -----------------------------------------------------------
@@ -141,7 +142,7 @@ def test_gpu_and_cpu_keep_params_tracked():
     assert type(c) is Chain and c[1] is relu
     assert isinstance(c[0].W, Tracked) and c[0].W.is_leaf
     assert c[0].W.data.devices() == {jax.devices("cpu")[0]}
-    np.testing.assert_allclose(data(c(x)), data(m(x)), rtol=1e-6)
+    assert_close(data(c(x)), data(m(x)))
     assert cpu(jnp.ones(2)).devices() == {jax.devices("cpu")[0]}
 
 
