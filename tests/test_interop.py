@@ -108,8 +108,14 @@ def test_numpy_function_without_equivalent_raises_naming_the_fix(name):
 
 
 def test_numpy_out_argument_is_refused():
+    W = fj.param(A)
     with pytest.raises(TypeError, match="out="):
-        np.exp(fj.param(A), out=np.empty((2, 2), np.float32))
+        np.exp(W, out=np.empty((2, 2), np.float32))
+    total = np.zeros((2, 2), np.float32)
+    with pytest.raises(TypeError, match=r"a = a \+ t"):
+        total += W  # NumPy's in-place add writes into total: refused, total unchanged
+    np.testing.assert_array_equal(total, np.zeros((2, 2)))
+    assert isinstance(total + W, Tracked)
 
 
 def test_explicit_numpy_conversions_give_the_data():

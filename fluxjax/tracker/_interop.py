@@ -85,8 +85,9 @@ def _no_equivalent(what: str, module: str) -> TrackedTypeError:
 def _reject_out(what: str, kwargs: dict) -> dict:
     if kwargs.get("out") is not None:
         raise TrackedTypeError(
-            f"{what}(..., out=...) cannot write a tracked result into an array: drop out= "
-            f"and use the returned value (or call it on data(x) to drop the tracking)."
+            f"{what}(..., out=...) cannot write a tracked result into a NumPy array (this "
+            f"is also what `a += t` asks when `a` is a NumPy array): use the returned value "
+            f"instead (`a = a + t`), or data(x) to drop the tracking on purpose."
         )
     return {k: v for k, v in kwargs.items() if k != "out"}
 
