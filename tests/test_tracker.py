@@ -229,9 +229,8 @@ def test_float_format_and_conversions(rng):
     assert type(arr) is np.ndarray
     np.testing.assert_array_equal(arr, a)
     np.testing.assert_array_equal(np.asarray(t * 2), a * 2)
-    j = jnp.asarray(t)  # an explicit conversion, like np.asarray: the data
-    assert not isinstance(j, Tracked)
-    np.testing.assert_array_equal(np.asarray(j), np.asarray(data(t)))
+    with pytest.raises(TypeError, match="fluxjax.numpy"):  # optax losses call jnp.asarray
+        jnp.asarray(t)
 
 
 def test_reading_a_result_that_uses_one_value_twice(rng):
@@ -305,8 +304,7 @@ def test_plain_jax_numpy_rejects_tracked_values_naming_fluxjax_numpy(call, rng):
 
 def test_numpy_ufuncs_never_silently_drop_the_tracking(rng):
     t = param(uniform(rng, 3))
-    with pytest.raises(TypeError):
-        np.sin(t)
+    assert isinstance(np.sin(t), Tracked)  # recorded as fluxjax.numpy.sin (tests/test_interop.py)
 
 
 # -- data and grad -------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from ._back import back_, update_
 from ._gradient import checkpoint, forward, gradcheck, gradient, hessian, hook, jacobian, swapped
+from ._interop import install as _install_interop
 from ._lift import track
 from ._node import Tracked, TrackedArray, TrackedReal, data, grad, is_tracked, param
 from ._ops import install as _install_ops
 from ._params import Grads, Params
 
 _install_ops()
+_install_interop(Tracked)
 
 __all__ = [
     "Grads",

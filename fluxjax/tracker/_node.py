@@ -17,19 +17,6 @@ import numpy as np
 
 Tracer = jax.core.Tracer
 
-_WRONG_API = (
-    "a fluxjax tracked value: plain jax.numpy cannot see the tracking. Call the same "
-    "function from fluxjax.numpy to keep it, or pass data(x) to drop it on purpose"
-)
-
-
-class _TrackedMeta(type):
-    """Makes JAX's own "cannot interpret argument" errors name fluxjax.numpy."""
-
-    def __repr__(cls):
-        return f"<class 'fluxjax.{cls.__name__}'> (tracked: use fluxjax.numpy, not jax.numpy)"
-
-
 SWAPS: dict = {}
 """While params are swapped for tracers: id(the cell a param had) -> the cell it reads now."""
 
@@ -73,11 +60,10 @@ class LeafCell:
         return v
 
 
-class Tracked(metaclass=_TrackedMeta):
+class Tracked:
     """Base of ``TrackedArray`` and ``TrackedReal``: a value that records how it was made."""
 
     __slots__ = ("_op", "_in", "_value", "_aval", "_cell", "_grad", "_done", "__weakref__")
-    __array_ufunc__ = None  # NumPy defers to our reflected operators
     __hash__ = object.__hash__  # identity: Params and Grads key on it
 
     # -- construction ---------------------------------------------------------------
@@ -278,20 +264,3 @@ def grad(x):
 
 def is_tracked(x) -> bool:
     return isinstance(x, Tracked)
-
-
-def _register_with_jax():
-    """Plain JAX functions given a tracked value raise a TypeError naming fluxjax.numpy."""
-    try:
-        from jax._src import core as _core
-
-        def reject(x):
-            raise TypeError(f"{type(x).__name__} is {_WRONG_API}")
-
-        for cls in (TrackedArray, TrackedReal):
-            _core.pytype_aval_mappings[cls] = reject
-    except Exception:  # pragma: no cover - newer JAX: the metaclass repr still names us
-        pass
-
-
-_register_with_jax()

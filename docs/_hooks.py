@@ -1,0 +1,98 @@
+"""MkDocs hooks: pages made from files that live outside ``docs/`` (read at build time).
+
+- Every executed notebook ``notebooks/NN_*.ipynb`` becomes a tutorial page
+  ``tutorials/NN_*.md`` (text cells as they are, code cells as code, stored outputs as
+  text blocks and inline images) and is added to the "Tutorials" section of the nav.
+  Nothing runs: the outputs are the ones ``python -m notebooks.build`` stored.
+- ``benchmarks/README.md`` becomes the "Performance" page, with its chart.
+
+Plain nbformat JSON and a few lines of Markdown: fast, offline, no extra plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+BENCHMARKS = ROOT / "benchmarks"
+_LOCAL_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\((?![a-z]+:|#)[^)]*\)")
+
+
+def _notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _title(nb: dict, fallback: str) -> str:
+    for cell in nb["cells"]:
+        for line in "".join(cell["source"]).splitlines():
+            if cell["cell_type"] == "markdown" and line.startswith("# "):
+                return line[2:].strip().replace("`", "")
+    return fallback
+
+
+def _outputs(cell: dict) -> list[str]:
+    """A code cell's stored outputs as Markdown: text in one block, images inline."""
+    texts, images = [], []
+    for o in cell.get("outputs", []):
+        data = o.get("data", {})
+        if o["output_type"] == "stream":
+            texts.append("".join(o["text"]))
+        elif "image/png" in data:
+            images.append(f"![output](data:image/png;base64,{''.join(data['image/png'])})")
+        elif "text/plain" in data:
+            texts.append("".join(data["text/plain"]))
+        elif o["output_type"] == "error":
+            texts.append(f"{o['ename']}: {o['evalue']}")
+    text = "\n".join(t.rstrip("\n") for t in texts)
+    return ([f"```text\n{text}\n```"] if text else []) + images
+
+
+def notebook_markdown(path: Path) -> str:
+    """The Markdown page for the executed notebook at ``path``."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    parts = []
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown":
+            parts.append(source)
+        elif cell["cell_type"] == "code":
+            parts += [f"```python\n{source}\n```", *_outputs(cell)]
+    note = (
+        f"*This page is the notebook `notebooks/{path.name}`, with the outputs stored when "
+        f"it last ran. Its source is the script `notebooks/{path.stem}.py`.*"
+    )
+    return "\n\n".join(parts[:1] + [note] + parts[1:]) + "\n"
+
+
+def performance_markdown() -> str:
+    """``benchmarks/README.md`` with its chart renamed and links to code made plain text."""
+    text = (BENCHMARKS / "README.md").read_text(encoding="utf-8")
+    text = text.replace("](results.png)", "](performance-results.png)")
+    return _LOCAL_LINK.sub(r"\1", text)
+
+
+def on_config(config, **kwargs):
+    """Fill the nav's "Tutorials" section with one entry per notebook."""
+    for entry in config.nav or []:
+        if isinstance(entry, dict) and "Tutorials" in entry:
+            pages = [(json.loads(p.read_text(encoding="utf-8")), p.stem) for p in _notebooks()]
+            entry["Tutorials"] = [{_title(nb, stem): f"tutorials/{stem}.md"} for nb, stem in pages]
+    return config
+
+
+def on_files(files, config, **kwargs):
+    """Add the generated pages (and the benchmark chart) to the site's files."""
+    for path in _notebooks():
+        files.append(
+            File.generated(config, f"tutorials/{path.stem}.md", content=notebook_markdown(path))
+        )
+    files.append(File.generated(config, "performance.md", content=performance_markdown()))
+    chart = BENCHMARKS / "results.png"
+    if chart.exists():
+        files.append(File.generated(config, "performance-results.png", abs_src_path=str(chart)))
+    return files
