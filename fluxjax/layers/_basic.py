@@ -11,15 +11,10 @@ import jax.numpy as jnp
 
 from ..tracker import Tracked, param, track
 from ._activations import identity
+from ._display import html_table
+from ._display import layer_name as _name
 from ._random import glorot_uniform, next_key
 from ._treelike import register
-
-
-def _name(f) -> str:
-    """How a layer or activation prints inside a model's repr."""
-    if isinstance(f, (Dense, Chain, Composed)):
-        return repr(f)
-    return getattr(f, "__name__", None) or repr(f)
 
 
 def _is_size(n) -> bool:
@@ -91,9 +86,10 @@ class Dense:
         extra += ", bias=False" if self.b is False else ""
         return f"Dense({n_in}, {out}{extra})"
 
-    def _repr_html_(self):
-        from ._display import html_table
+    def _out_size(self):
+        return self.W.shape[0]
 
+    def _repr_html_(self):
         return html_table(self)
 
 
@@ -154,9 +150,10 @@ class Chain:
     def __repr__(self):
         return f"Chain({', '.join(map(_name, self.layers))})"
 
-    def _repr_html_(self):
-        from ._display import html_table
+    def _sublayers(self):
+        return self.layers
 
+    def _repr_html_(self):
         return html_table(self)
 
 
