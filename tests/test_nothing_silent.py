@@ -82,7 +82,7 @@ def test_save_refuses_params_hidden_in_an_unregistered_object(tmp_path):
         def __init__(self):
             self.W = param(np.ones((2, 2)))
 
-    with pytest.raises(ValueError, match=r"1.*Plain.*treelike"):
+    with pytest.raises(ValueError, match=r"Plain at 1.*treelike"):
         save(tmp_path / "p", Chain(Dense(2, 2), Plain()))
     assert not os.listdir(tmp_path)
 
@@ -104,8 +104,12 @@ def test_load_refuses_an_array_it_cannot_replace_before_changing_anything(tmp_pa
 def test_the_next_save_removes_what_a_killed_save_left_beside_it(tmp_path):
     path = tmp_path / "m.safetensors"
     save(path, Dense(2, 2))
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = int(gone.stdout)  # a process that has ended: its temporary file is stale
     stale = tmp_path / f".m.safetensors.{pid}.abc123.tmp"
     stale.write_bytes(b"half a file")
@@ -135,6 +139,7 @@ def test_fmap_data_gives_plain_leaves():
     [
         ((0, 5), ValueError, "positive"),
         ((3, -1), ValueError, "positive"),
+        ((3, 0), ValueError, "positive"),
         ((2.5, 3), TypeError, "whole number"),
         ((True, 3), TypeError, "whole number"),
         ((3, "4"), TypeError, "whole number"),
@@ -157,9 +162,13 @@ def test_dense_from_arrays_checks_shapes_and_names_the_fix():
 
 @pytest.mark.parametrize(
     "size, error, text",
-    [(0, ValueError, "at least 1"), (-2, ValueError, "at least 1"),
-     (2.5, TypeError, "whole number"), ("3", TypeError, "whole number"),
-     (True, TypeError, "whole number")],
+    [
+        (0, ValueError, "at least 1"),
+        (-2, ValueError, "at least 1"),
+        (2.5, TypeError, "whole number"),
+        ("3", TypeError, "whole number"),
+        (True, TypeError, "whole number"),
+    ],
 )
 def test_dataloader_batchsize_is_checked(size, error, text):
     with pytest.raises(error, match=text):

@@ -13,12 +13,16 @@ from ..tracker import Tracked, param, track
 from ._activations import identity
 from ._display import html_table
 from ._display import layer_name as _name
-from ._random import glorot_uniform, next_key
+from ._random import draw, glorot_uniform, zeros
 from ._treelike import register
 
 
 def _is_size(n) -> bool:
     return isinstance(n, numbers.Integral) and not isinstance(n, bool)
+
+
+def _is_number(n) -> bool:
+    return isinstance(n, (numbers.Number, str)) or n is None
 
 
 @track
@@ -60,10 +64,14 @@ class Dense:
     σ: Callable = identity
 
     def __init__(self, in_or_W, out_or_b, σ=identity, *, init=glorot_uniform, bias=True, key=None):
-        if _is_size(in_or_W) and _is_size(out_or_b):
-            n_in, n_out = int(in_or_W), int(out_or_b)
-            W = param(init(next_key(key), (n_out, n_in), jnp.float32))
-            b = param(jnp.zeros(n_out, W.dtype)) if bias else False
+        _check_callable("σ", σ)
+        if _is_number(in_or_W) or (
+            _is_number(out_or_b) and out_or_b is not None and out_or_b is not False
+        ):
+            n_in, n_out = _sizes(in_or_W, out_or_b)
+            _check_callable("init", init)
+            W = param(draw(init, key, (n_out, n_in), jnp.float32))
+            b = param(zeros(n_out, W.dtype)) if bias else False
         else:
             W, b = _as_param(in_or_W), out_or_b
             b = False if b is None or b is False else _as_param(b)
@@ -97,11 +105,37 @@ def _as_param(x):
     return x if isinstance(x, Tracked) else param(x)
 
 
+def _sizes(n_in, n_out) -> tuple[int, int]:
+    """``(in, out)`` checked: whole numbers of at least 1."""
+    for what, n in (("in", n_in), ("out", n_out)):
+        if not _is_size(n):
+            raise TypeError(
+                f"Dense: the {what} size must be a whole number (an int), got "
+                f"{type(n).__name__} {n!r}; write e.g. Dense(10, 5), or Dense(W, b) from arrays"
+            )
+        if n < 1:
+            raise ValueError(
+                f"Dense({n_in}, {n_out}): sizes must be positive (at least 1), got {what}={n}"
+            )
+    return int(n_in), int(n_out)
+
+
+def _check_callable(what, f):
+    if not callable(f):
+        raise TypeError(
+            f"Dense: {what} must be callable (a function such as relu or glorot_uniform), "
+            f"got {type(f).__name__} {f!r}; sizes come first: Dense(in, out, σ)"
+        )
+
+
 def _check_shapes(W, b):
     if len(W.shape) != 2:
-        raise ValueError(f"Dense: W must be a matrix (out, in), got shape {W.shape}")
+        raise ValueError(f"Dense: W must be a matrix (out, in), got shape {tuple(W.shape)}")
     if b is not False and tuple(b.shape) != (W.shape[0],):
-        raise ValueError(f"Dense: b must have shape {(W.shape[0],)} to match W, got {b.shape}")
+        raise ValueError(
+            f"Dense: b must have shape {(W.shape[0],)} to match W of shape {tuple(W.shape)} "
+            f"(out, in), got {tuple(b.shape)}; if W is (in, out), pass W.T"
+        )
 
 
 @dataclass(eq=False, repr=False, init=False)

@@ -1,9 +1,8 @@
 """Walking model trees: ``params``, ``fmap``, ``gpu``/``cpu``, ``f32``/``f64``, ``loadparams_``.
 
-A model tree is made of treelike objects, lists, tuples, dicts, other JAX pytrees and
-functions (whose attributes and closure cells are visited, so the seed's closure
-``linear(in, out)`` exposes its params). Every walk remembers what it has seen by
-identity: shared leaves are visited once and self-references end the walk.
+``params`` uses the one walk of ``_walk`` (the same one ``save``/``load`` use): treelike
+objects, containers, other pytrees, and functions' attributes and closure cells, each
+object once by identity.
 """
 
 from __future__ import annotations
@@ -16,32 +15,7 @@ import numpy as np
 
 from ..tracker import Params, Tracked, data, param
 from ._treelike import items, rebuilt
-
-_ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
-
-
-def _children(x):
-    """The values a walk visits below ``x``, in order."""
-    pairs = items(x)
-    if pairs is not None:
-        return [v for _, v in pairs]
-    if isinstance(x, (list, tuple, set, frozenset, Params)):
-        return list(x)
-    if isinstance(x, dict):
-        return list(x.values())
-    if isinstance(x, types.FunctionType):
-        cells = [c.cell_contents for c in x.__closure__ or () if _filled(c)]
-        return list(vars(x).values()) + cells
-    kids = jax.tree_util.tree_leaves(x, is_leaf=lambda y: y is not x)
-    return [] if len(kids) == 1 and kids[0] is x else kids
-
-
-def _filled(cell) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-        return True
-    except ValueError:  # an empty cell
-        return False
+from ._walk import _ATOMS, is_param, walk
 
 
 def params(*models) -> Params:
@@ -54,25 +28,15 @@ def params(*models) -> Params:
     >>> [p.shape for p in params(d)], len(params(Chain(d, d)))
     ([(5, 10), (5,)], 2)
     """
-    found, seen = [], set()
-    stack = list(reversed(models))
-    while stack:
-        x = stack.pop()
-        if id(x) in seen or x is None or isinstance(x, _ATOMS):
-            continue
-        seen.add(id(x))
-        if isinstance(x, Tracked):
-            if x.is_leaf:
-                found.append(x)
-        elif not isinstance(x, (jax.Array, np.ndarray)):
-            stack.extend(reversed(_children(x)))
-    return Params(found)
+    return Params(f.value for f in walk(*models) if is_param(f.value))
 
 
 def fmap(f, model):
     """fmap(f, model) -> a new model with ``f`` applied to every array leaf.
 
-    Params map to new params, ``param(f(data(p)))``, so the result stays trainable.
+    Params map to new params, ``param(f(data(p)))``, so the result stays trainable;
+    ``fmap(data, model)`` is the exception, as in Flux (``mapleaves(Tracker.data, m)``):
+    a copy holding plain arrays, which ``params`` does not find.
     Leaves (and sub-models) shared in ``model`` are mapped once and stay shared.
     Functions and other non-array values are kept as they are.
 
@@ -89,7 +53,7 @@ def fmap(f, model):
         if id(x) in memo:
             return memo[id(x)]
         if isinstance(x, Tracked):
-            new = param(f(data(x)))
+            new = f(data(x)) if f is data else param(f(data(x)))
         elif isinstance(x, (jax.Array, np.ndarray)):
             new = f(x)
         elif items(x) is not None:
@@ -111,6 +75,18 @@ def fmap(f, model):
         return new
 
     return walk(model)
+
+
+def _checked_array(i, a, ps):
+    """Array ``i`` given to ``loadparams_``, as a JAX array of real numbers."""
+    a = data(a)
+    kind = np.asarray(a).dtype if not isinstance(a, jax.Array) else a.dtype
+    if not (jnp.issubdtype(kind, jnp.floating) or jnp.issubdtype(kind, jnp.integer)):
+        raise TypeError(
+            f"loadparams_: param {i} needs real numbers, got an array of {kind}"
+            + ("" if i >= len(ps) else f" for the param of shape {tuple(ps[i].shape)}")
+        )
+    return jnp.asarray(a)
 
 
 def _to(device):
@@ -193,13 +169,18 @@ def loadparams_(model, arrays):
     >>> d.W.data.tolist(), d.b.data.tolist()
     ([[1.0, 1.0]], [3.0])
     """
-    ps, xs = list(params(model)), [jnp.asarray(data(a)) for a in arrays]
+    ps = list(params(model))
+    xs = [_checked_array(i, a, ps) for i, a in enumerate(arrays)]
     if len(ps) != len(xs):
-        raise ValueError(f"loadparams_: the model has {len(ps)} params, got {len(xs)} arrays")
+        raise ValueError(
+            f"loadparams_: the model has {len(ps)} params, got {len(xs)} arrays; pass one "
+            f"array per param, in the order of params(model)"
+        )
     for i, (p, a) in enumerate(zip(ps, xs, strict=True)):
         if tuple(a.shape) != tuple(p.shape):
             raise ValueError(
-                f"loadparams_: param {i} has shape {tuple(p.shape)}, got {tuple(a.shape)}"
+                f"loadparams_: param {i} has shape {tuple(p.shape)}, got {tuple(a.shape)}; "
+                f"the arrays must follow the order of params(model)"
             )
     for p, a in zip(ps, xs, strict=True):
         p.data = a.astype(p.dtype)
