@@ -200,3 +200,22 @@ def test_a_jax_key_still_drives_dense():
     a = Dense(4, 3, key=jax.random.key(7))
     b = Dense(4, 3, key=jax.random.key(7))
     np.testing.assert_array_equal(np.asarray(a.W.data), np.asarray(b.W.data))
+
+
+def test_a_bound_method_in_a_chain_exposes_its_models_params(tmp_path):
+    d = Dense(2, 2)
+    m = Chain(d.__call__, lambda x: x * 2)
+    assert [id(p) for p in params(m)] == [id(d.W), id(d.b)]
+    save(tmp_path / "b", m)
+    assert keys(tmp_path / "b") == {"0.__self__.W", "0.__self__.b"}
+
+
+def test_keys_and_seeds_of_the_wrong_kind_are_refused():
+    from fluxjax.layers import seed
+
+    with pytest.raises(TypeError, match="JAX key"):
+        DataLoader(np.arange(4), 2, shuffle=True, key="a")
+    with pytest.raises(TypeError, match="JAX key"):
+        Dense(2, 2, key=1.5)
+    with pytest.raises(TypeError, match="int"):
+        seed(1.5)

@@ -45,6 +45,8 @@ def seed(n: int) -> None:
     >>> bool((a.W.data == b.W.data).all())
     True
     """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"seed needs an int, got {type(n).__name__} {n!r}")
     with _stream.lock:
         _stream.seed, _stream.rng = int(n), np.random.default_rng(int(n))
 
@@ -60,7 +62,20 @@ def host_rng(key=None) -> np.random.Generator:
         return np.random.default_rng(_stream.integers(2**63))
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         key = jax.random.key(int(key))
+    if not _is_jax_key(key):
+        raise TypeError(
+            f"key must be a JAX key (jax.random.key(n)), an int seed or None, got "
+            f"{type(key).__name__} {key!r}"
+        )
     return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+
+
+def _is_jax_key(key) -> bool:
+    """A typed key (``jax.random.key``) or a raw uint32 one (``jax.random.PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is None:
+        return False
+    return jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.uint32
 
 
 def next_key(key=None):

@@ -1,8 +1,8 @@
 """The one walk over a model tree, shared by ``params`` and by ``save``/``load``.
 
 A model tree is made of treelike objects, lists, tuples, dicts, ``Params``, other JAX
-pytrees and functions (whose attributes and closure cells are visited, so the seed's
-closure ``linear(in, out)`` exposes its params). Each value met is a ``Found`` record: its
+pytrees, functions (whose attributes and closure cells are visited, so the seed's
+closure ``linear(in, out)`` exposes its params) and bound methods (their object). Each value met is a ``Found`` record: its
 path of names from the root (``("0", "W")``), the value, and where it sits (``owner`` and
 ``how``), so that ``load`` can replace a plain array in place. Every object is visited
 once, by identity: shared leaves keep their first path and self-references end the walk.
@@ -80,6 +80,8 @@ def children(x, path=()) -> Iterator[Found]:
         yield from (Found((*path, str(k)), v, x, "item", k) for k, v in x.items())
     elif isinstance(x, types.FunctionType):
         yield from _function_children(x, path)
+    elif isinstance(x, types.MethodType):  # model.forward: the model it is bound to
+        yield Found((*path, "__self__"), x.__self__)
     else:
         yield from _pytree_children(x, path)
 
@@ -110,7 +112,7 @@ def is_param(x) -> bool:
 
 def is_opaque(x) -> bool:
     """A plain object the walk cannot see inside (not treelike, not a pytree, no closure)."""
-    if isinstance(x, (Tracked, jax.Array, np.ndarray, types.FunctionType)):
+    if isinstance(x, (Tracked, jax.Array, np.ndarray, types.FunctionType, types.MethodType)):
         return False
     if items(x) is not None or isinstance(x, (list, tuple, dict, set, frozenset, Params)):
         return False
