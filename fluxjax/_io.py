@@ -1,9 +1,10 @@
 """``save`` / ``load``: a model's arrays in a safetensors file, keyed by tree path.
 
-The names come from the model's pytree structure (``treelike``): attribute names and
-positions joined by dots, ``W`` and ``b`` for a ``Dense``, ``0.W``, ``1.b``, ... for a
-``Chain``. No pickle: the file holds arrays and names only, so loading needs the model it
-goes into, built with the same shapes.
+The arrays are found by the walk ``params`` uses (``layers/_walk.py``), closures
+included, and named by their path: attribute names, positions and closure variables
+joined by dots, ``W`` and ``b`` for a ``Dense``, ``0.W``, ``1.b``, ... for a ``Chain``.
+No pickle: the file holds arrays and names only, so loading needs the model it goes
+into, built with the same shapes.
 """
 
 import os
@@ -27,7 +28,7 @@ def _entries(model) -> dict[str, Found]:
     for f in walk(model):
         if is_param(f.value) or isinstance(f.value, (jnp.ndarray, np.ndarray)):
             found[".".join(f.path) or "value"] = f
-        elif is_opaque(f.value) and any(map(is_param, vars_of(f.value))):
+        elif is_opaque(f.value) and any(map(is_param, _attributes(f.value))):
             name, where = type(f.value).__name__, ".".join(f.path) or "the top"
             raise ValueError(
                 f"the {name} at {where} holds params that save, load and params(model) "
@@ -36,7 +37,7 @@ def _entries(model) -> dict[str, Found]:
     return found
 
 
-def vars_of(x) -> list:
+def _attributes(x) -> list:
     return list(getattr(x, "__dict__", {}).values())
 
 
@@ -168,10 +169,12 @@ def load(path, model):
     if problem:
         raise ValueError(problem)
     for name, f in entries.items():
-        put(
-            f,
-            jnp.asarray(
-                tensors[name], np.asarray(f.value).dtype if not is_param(f.value) else f.value.dtype
-            ),
-        )
+        put(f, _like(f.value, tensors[name]))
     return model
+
+
+def _like(old, array):
+    """``array`` with the dtype (and the kind: NumPy or JAX) of the value it replaces."""
+    return (
+        np.asarray(array, old.dtype) if type(old) is np.ndarray else jnp.asarray(array, old.dtype)
+    )

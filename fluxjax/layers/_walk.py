@@ -2,10 +2,11 @@
 
 A model tree is made of treelike objects, lists, tuples, dicts, ``Params``, other JAX
 pytrees, functions (whose attributes and closure cells are visited, so the seed's
-closure ``linear(in, out)`` exposes its params) and bound methods (their object). Each value met is a ``Found`` record: its
-path of names from the root (``("0", "W")``), the value, and where it sits (``owner`` and
-``how``), so that ``load`` can replace a plain array in place. Every object is visited
-once, by identity: shared leaves keep their first path and self-references end the walk.
+closure ``linear(in, out)`` exposes its params) and bound methods (their object). Each
+value met is a ``Found`` record: its path of names from the root (``("0", "W")``), the
+value, and where it sits (``owner``, ``how``, ``key``), so that ``load`` can replace a
+plain array in place. Every object is visited once, by identity: shared leaves keep
+their first path and self-references end the walk.
 """
 
 from __future__ import annotations
