@@ -219,3 +219,25 @@ def test_keys_and_seeds_of_the_wrong_kind_are_refused():
         Dense(2, 2, key=1.5)
     with pytest.raises(TypeError, match="int"):
         seed(1.5)
+
+
+def test_fmap_maps_the_params_of_closures_so_f32_and_gpu_reach_them():
+    rng = np.random.default_rng(0)
+    W = param(rng.standard_normal((2, 3)))
+
+    def layer(x):
+        return W @ x
+
+    layer.W = W  # README's pattern: the same param as an attribute and in the closure
+    m = Chain(layer, jnp.tanh)
+    z = fmap(jnp.zeros_like, m)
+    (new,) = params(z)
+    assert new is not W and isinstance(new, Tracked) and z[0].W is new
+    np.testing.assert_array_equal(np.asarray(data(z[0](np.ones(3, np.float32)))), [0.0, 0.0])
+    np.testing.assert_array_equal(
+        np.asarray(data(m[0](np.ones(3, np.float32)))), np.asarray(W.data).sum(1)
+    )  # the original is untouched
+    assert z[1] is jnp.tanh  # functions without arrays are kept
+    d = Dense(3, 2)
+    bound = fmap(data, Chain(d.__call__))
+    assert bound[0].__self__ is not d and len(params(bound)) == 0

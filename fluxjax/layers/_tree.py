@@ -15,7 +15,7 @@ import numpy as np
 
 from ..tracker import Params, Tracked, data, param
 from ._treelike import items, rebuilt
-from ._walk import _ATOMS, is_param, walk
+from ._walk import ATOMS, is_filled, is_param, walk
 
 
 def params(*models) -> Params:
@@ -38,7 +38,9 @@ def fmap(f, model):
     ``fmap(data, model)`` is the exception, as in Flux (``mapleaves(Tracker.data, m)``):
     a copy holding plain arrays, which ``params`` does not find.
     Leaves (and sub-models) shared in ``model`` are mapped once and stay shared.
-    Functions and other non-array values are kept as they are.
+    A function holding arrays in its closure or attributes (the seed's ``linear``) is
+    copied with mapped values, a bound method is bound to the mapped object, so what
+    ``params`` finds is mapped; other functions and non-array values are kept as they are.
 
     >>> import jax.numpy as jnp
     >>> from fluxjax.layers import Dense
@@ -49,7 +51,7 @@ def fmap(f, model):
     """
     memo = {}
 
-    def walk(x):
+    def visit(x):
         if id(x) in memo:
             return memo[id(x)]
         if isinstance(x, Tracked):
@@ -57,24 +59,46 @@ def fmap(f, model):
         elif isinstance(x, (jax.Array, np.ndarray)):
             new = f(x)
         elif items(x) is not None:
-            return rebuilt(x, walk, memo)  # rebuilt puts the copy in memo first
+            return rebuilt(x, visit, memo)  # rebuilt puts the copy in memo first
         elif isinstance(x, list):
             new = memo[id(x)] = []
-            new.extend(walk(v) for v in x)
+            new.extend(visit(v) for v in x)
         elif isinstance(x, tuple):
-            new = type(x)(*map(walk, x)) if hasattr(x, "_fields") else tuple(map(walk, x))
+            new = type(x)(*map(visit, x)) if hasattr(x, "_fields") else tuple(map(visit, x))
         elif isinstance(x, dict):
-            new = type(x)((k, walk(v)) for k, v in x.items())
-        elif x is None or isinstance(x, _ATOMS) or isinstance(x, types.FunctionType):
+            new = type(x)((k, visit(v)) for k, v in x.items())
+        elif x is None or isinstance(x, ATOMS):
             return x
+        elif isinstance(x, types.FunctionType):
+            return _rebuilt_function(x, visit, memo) if _holds_arrays(x) else x
+        elif isinstance(x, types.MethodType):
+            new = types.MethodType(x.__func__, visit(x.__self__)) if _holds_arrays(x) else x
         else:
             kids, tree = jax.tree_util.tree_flatten(x, is_leaf=lambda y: y is not x)
             is_node = not (len(kids) == 1 and kids[0] is x)
-            new = tree.unflatten([walk(k) for k in kids]) if is_node else x
+            new = tree.unflatten([visit(k) for k in kids]) if is_node else x
         memo[id(x)] = new
         return new
 
-    return walk(model)
+    return visit(model)
+
+
+def _holds_arrays(fn) -> bool:
+    return any(isinstance(f.value, (Tracked, jax.Array, np.ndarray)) for f in walk(fn))
+
+
+def _rebuilt_function(fn, visit, memo):
+    """A copy of ``fn`` whose closure cells and attributes hold ``visit``ed values."""
+    cells = tuple(types.CellType() for _ in fn.__closure__ or ())
+    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, cells)
+    memo[id(fn)] = new  # before the values: a closure may reach itself
+    for cell, old in zip(cells, fn.__closure__ or (), strict=True):
+        if is_filled(old):
+            cell.cell_contents = visit(old.cell_contents)
+    new.__kwdefaults__, new.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+    new.__doc__, new.__module__ = fn.__doc__, fn.__module__
+    new.__dict__.update({k: visit(v) for k, v in vars(fn).items()})
+    return new
 
 
 def _checked_array(i, a, ps):

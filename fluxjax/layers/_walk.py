@@ -21,7 +21,7 @@ import numpy as np
 from ..tracker import Params, Tracked
 from ._treelike import items
 
-_ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
+ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
 
 
 class Found(NamedTuple):
@@ -38,7 +38,7 @@ class Found(NamedTuple):
     key: Any = None
 
 
-def _filled(cell) -> bool:
+def is_filled(cell) -> bool:
     try:
         cell.cell_contents  # noqa: B018
         return True
@@ -51,7 +51,7 @@ def _function_children(f, path):
         yield Found((*path, name), v, f, "attr", name)
     names = f.__code__.co_freevars
     for name, cell in zip(names, f.__closure__ or (), strict=True):
-        if _filled(cell):
+        if is_filled(cell):
             yield Found((*path, name), cell.cell_contents, cell, "cell")
 
 
@@ -99,7 +99,7 @@ def walk(*models) -> Iterator[Found]:
     while stack:
         found = stack.pop()
         x = found.value
-        if id(x) in seen or x is None or isinstance(x, _ATOMS):
+        if id(x) in seen or x is None or isinstance(x, ATOMS):
             continue
         seen.add(id(x))
         yield found
