@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxjax._optional import require
-from fluxjax.layers._walk import Found, is_opaque, is_param, put, walk
+from fluxjax.layers._walk import Found, is_opaque, is_param, path_of, put, walk
 from fluxjax.tracker import Tracked
 
 __all__ = ["save", "load"]
@@ -27,9 +27,9 @@ def _entries(model) -> dict[str, Found]:
     found = {}
     for f in walk(model):
         if is_param(f.value) or isinstance(f.value, (jnp.ndarray, np.ndarray)):
-            found[".".join(f.path) or "value"] = f
+            found[".".join(path_of(f)) or "value"] = f
         elif is_opaque(f.value) and any(map(is_param, _attributes(f.value))):
-            name, where = type(f.value).__name__, ".".join(f.path) or "the top"
+            name, where = type(f.value).__name__, ".".join(path_of(f)) or "the top"
             raise ValueError(
                 f"the {name} at {where} holds params that save, load and params(model) "
                 f"cannot see inside it: register its class with fluxjax.treelike({name})"

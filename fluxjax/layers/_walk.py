@@ -25,17 +25,29 @@ ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
 
 
 class Found(NamedTuple):
-    """One value met by ``walk``: where it is and how to put another value there.
+    """One value met by ``walk``: what it is called, where it sits, how to replace it.
 
-    ``how`` is ``"attr"`` (``owner.<name>``), ``"item"`` (``owner[key]``), ``"cell"``
-    (``owner`` is a closure cell) or ``None`` (an immutable place: a tuple, a pytree).
+    ``name`` is the attribute, position, dict key or closure variable that holds it in
+    ``owner``; ``parent`` is the ``Found`` of the object above it (None at the top), so
+    ``path_of(found)`` names it from the root. ``how`` is ``"attr"`` (``owner.<name>``),
+    ``"item"`` (``owner[name]``), ``"cell"`` (``owner`` is a closure cell) or ``None`` (an
+    immutable place: a tuple, a pytree).
     """
 
-    path: tuple
     value: Any
+    name: Any = None
     owner: Any = None
     how: str | None = None
-    key: Any = None
+    parent: Found | None = None
+
+
+def path_of(found: Found) -> tuple[str, ...]:
+    """The names from the root down to ``found``: ``("0", "W")``."""
+    names = []
+    while found is not None and found.name is not None:
+        names.append(str(found.name))
+        found = found.parent
+    return tuple(reversed(names))
 
 
 def is_filled(cell) -> bool:
@@ -46,45 +58,40 @@ def is_filled(cell) -> bool:
         return False
 
 
-def _function_children(f, path):
-    for name, v in vars(f).items():
-        yield Found((*path, name), v, f, "attr", name)
-    names = f.__code__.co_freevars
-    for name, cell in zip(names, f.__closure__ or (), strict=True):
+def _function_children(f, at):
+    out = [Found(v, name, f, "attr", at) for name, v in vars(f).items()]
+    for name, cell in zip(f.__code__.co_freevars, f.__closure__ or (), strict=True):
         if is_filled(cell):
-            yield Found((*path, name), cell.cell_contents, cell, "cell")
+            out.append(Found(cell.cell_contents, name, cell, "cell", at))
+    return out
 
 
-def _pytree_children(x, path):
+def _pytree_children(x, at):
     pairs = jax.tree_util.tree_flatten_with_path(x, is_leaf=lambda y: y is not x)[0]
     if len(pairs) == 1 and pairs[0][1] is x:
-        return
-    for keypath, v in pairs:
-        k = keypath[0]
-        name = getattr(k, "name", getattr(k, "idx", getattr(k, "key", None)))
-        yield Found((*path, str(name)), v)
+        return []
+    names = [getattr(k, "name", getattr(k, "idx", getattr(k, "key", None))) for (k,), _ in pairs]
+    return [Found(v, n, None, None, at) for n, (_, v) in zip(names, pairs, strict=True)]
 
 
-def children(x, path=()) -> Iterator[Found]:
-    """The values a walk visits just below ``x``, in order, as ``Found`` records."""
+def children(x, at: Found | None = None) -> list[Found]:
+    """The values a walk visits just below ``x`` (found at ``at``), in order."""
     pairs = items(x)
-    if pairs is not None:
-        for name, v in pairs:
-            how = "attr" if isinstance(name, str) else None  # a Chain's positions are not
-            yield Found((*path, str(name)), v, x, how, name)
-    elif isinstance(x, tuple) and hasattr(x, "_fields"):
-        yield from (Found((*path, n), v) for n, v in zip(x._fields, x, strict=True))
-    elif isinstance(x, (list, tuple, set, frozenset, Params)):
-        how = "item" if isinstance(x, list) else None
-        yield from (Found((*path, str(i)), v, x, how, i) for i, v in enumerate(x))
-    elif isinstance(x, dict):
-        yield from (Found((*path, str(k)), v, x, "item", k) for k, v in x.items())
-    elif isinstance(x, types.FunctionType):
-        yield from _function_children(x, path)
-    elif isinstance(x, types.MethodType):  # model.forward: the model it is bound to
-        yield Found((*path, "__self__"), x.__self__)
-    else:
-        yield from _pytree_children(x, path)
+    if pairs is not None:  # a Chain's positions cannot be assigned; fields can
+        return [Found(v, n, x, "attr" if type(n) is str else None, at) for n, v in pairs]
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return [Found(v, n, x, None, at) for n, v in zip(x._fields, x, strict=True)]
+    if isinstance(x, list):
+        return [Found(v, i, x, "item", at) for i, v in enumerate(x)]
+    if isinstance(x, (tuple, set, frozenset, Params)):
+        return [Found(v, i, x, None, at) for i, v in enumerate(x)]
+    if isinstance(x, dict):
+        return [Found(v, k, x, "item", at) for k, v in x.items()]
+    if isinstance(x, types.FunctionType):
+        return _function_children(x, at)
+    if isinstance(x, types.MethodType):  # model.forward: the model it is bound to
+        return [Found(x.__self__, "__self__", x, None, at)]
+    return _pytree_children(x, at)
 
 
 def walk(*models) -> Iterator[Found]:
@@ -94,8 +101,8 @@ def walk(*models) -> Iterator[Found]:
     modules) and ``None`` are skipped.
     """
     seen = set()
-    stack = [Found((str(i),) if len(models) > 1 else (), m) for i, m in enumerate(models)]
-    stack.reverse()
+    several = len(models) > 1
+    stack = [Found(m, i if several else None) for i, m in reversed(list(enumerate(models)))]
     while stack:
         found = stack.pop()
         x = found.value
@@ -104,7 +111,7 @@ def walk(*models) -> Iterator[Found]:
         seen.add(id(x))
         yield found
         if not isinstance(x, (Tracked, jax.Array, np.ndarray)):
-            stack.extend(reversed(list(children(x, found.path))))
+            stack.extend(reversed(children(x, found)))
 
 
 def is_param(x) -> bool:
@@ -117,7 +124,7 @@ def is_opaque(x) -> bool:
         return False
     if items(x) is not None or isinstance(x, (list, tuple, dict, set, frozenset, Params)):
         return False
-    return next(iter(_pytree_children(x, ())), None) is None
+    return not _pytree_children(x, None)
 
 
 def put(found: Found, new) -> None:
@@ -125,10 +132,10 @@ def put(found: Found, new) -> None:
     if is_param(found.value):
         found.value.data = new
     elif found.how == "attr":
-        object.__setattr__(found.owner, found.key, new)
+        object.__setattr__(found.owner, found.name, new)
     elif found.how == "item":
-        found.owner[found.key] = new
+        found.owner[found.name] = new
     elif found.how == "cell":
         found.owner.cell_contents = new
     else:
-        raise ValueError(f"cannot replace the array at {'.'.join(found.path)} in place")
+        raise ValueError(f"cannot replace the array at {'.'.join(path_of(found))} in place")
