@@ -46,7 +46,8 @@ class Dense:
     ``W``'s dtype. ``init(key, shape, dtype)`` follows ``jax.nn.initializers`` (note
     ``W`` is ``(out, in)``: pass ``in_axis=-1, out_axis=-2`` to fan-based ones); ``key``
     defaults to the global stream (see ``seed``). With ``bias=False`` (or ``b=False``)
-    the field ``b`` is ``False``, not trainable, and nothing is added.
+    the field ``b`` is ``False``, not trainable, and nothing is added. Sizes (ints ≥ 1)
+    and ``W``/``b`` shapes are checked here, not at the first call.
 
     >>> import jax.numpy as jnp, numpy as np
     >>> from fluxjax.layers import σ

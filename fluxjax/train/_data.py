@@ -112,7 +112,8 @@ class DataLoader:
     batch is a tuple, which ``train_`` splats into the loss). Iterating again starts a new
     epoch, reshuffled when ``shuffle=True``; ``key`` (a ``jax.random`` key or an int) fixes
     the order; without it the key comes from the global stream that ``seed(n)`` resets.
-    ``partial=False`` drops a last batch smaller than ``batchsize``.
+    ``partial=False`` drops a last batch smaller than ``batchsize``. ``batchsize`` must be
+    an int of at least 1, and no larger than the data with ``partial=False``.
 
     >>> import numpy as np
     >>> X, Y = np.arange(10).reshape(5, 2), np.arange(5)
