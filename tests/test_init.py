@@ -93,3 +93,11 @@ def test_building_layers_of_new_shapes_compiles_nothing():
 def test_initialisers_refuse_a_non_float_dtype():
     with pytest.raises(TypeError, match="floating-point"):
         glorot_uniform(jax.random.key(0), (2, 2), jnp.int32)
+
+
+def test_float64_without_x64_mode_warns_and_gives_float32():
+    with pytest.warns(UserWarning, match="64-bit mode"):
+        w = glorot_uniform(jax.random.key(0), (2, 2), jnp.float64)
+    assert w.dtype == jnp.float32
+    with jax.enable_x64(True):
+        assert glorot_normal(jax.random.key(0), (2, 2), jnp.float64).dtype == jnp.float64

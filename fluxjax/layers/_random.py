@@ -11,6 +11,7 @@ still fixes the values; any ``jax.nn.initializers``-style ``init`` gets a JAX ke
 from __future__ import annotations
 
 import threading
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -139,7 +140,14 @@ glorot_uniform.on_host = glorot_normal.on_host = True
 def _on_device(values, dtype):
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"initial weights need a floating-point dtype, got {np.dtype(dtype)}")
-    return jax.device_put(np.asarray(values, dtype=dtype))
+    target = jax.dtypes.canonicalize_dtype(dtype)
+    if target != np.dtype(dtype):
+        warnings.warn(
+            f"initial weights of dtype {np.dtype(dtype)} need JAX's 64-bit mode "
+            f'(jax.config.update("jax_enable_x64", True)); they are {target}',
+            stacklevel=3,
+        )
+    return jax.device_put(np.asarray(values, dtype=target))
 
 
 def _fan_sum(shape) -> int:
