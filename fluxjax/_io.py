@@ -15,20 +15,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxjax._optional import require
-from fluxjax.layers._walk import Found, is_opaque, is_param, path_of, put, walk
+from fluxjax.layers._walk import Found, is_opaque, is_tracked_leaf, path_of, put, walk
 from fluxjax.tracker import Tracked
 
 __all__ = ["save", "load"]
 
 
 def _entries(model) -> dict[str, Found]:
-    """``{name: Found}`` for every param and plain array of ``model``, found as ``params``
-    finds params (closures included), each object once under its first path."""
+    """``{name: Found}`` for every tracked leaf (params and state) and plain array of
+    ``model``, found as ``params`` finds params (closures included), each object once
+    under its first path."""
     found = {}
     for f in walk(model):
-        if is_param(f.value) or isinstance(f.value, (jnp.ndarray, np.ndarray)):
+        if is_tracked_leaf(f.value) or isinstance(f.value, (jnp.ndarray, np.ndarray)):
             found[".".join(path_of(f)) or "value"] = f
-        elif is_opaque(f.value) and any(map(is_param, _attributes(f.value))):
+        elif is_opaque(f.value) and any(map(is_tracked_leaf, _attributes(f.value))):
             name, where = type(f.value).__name__, ".".join(path_of(f)) or "the top"
             raise ValueError(
                 f"the {name} at {where} holds params that save, load and params(model) "
@@ -147,7 +148,7 @@ def _check(path, tensors, entries):
         shape, saved = tuple(np.shape(f.value)), tensors[name].shape
         if shape != saved:
             return f"entry {name} has shape {saved} in {path}, the model has {shape}"
-        if not is_param(f.value) and f.how is None:
+        if not is_tracked_leaf(f.value) and f.how is None:
             return (
                 f"cannot load {name} in place: it is a plain array inside a "
                 f"{type(f.owner).__name__ if f.owner is not None else 'tuple'}; make it a "

@@ -13,9 +13,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import tracker
 from ..tracker import Params, Tracked, data, param
 from ._treelike import items, rebuilt
-from ._walk import ATOMS, is_filled, is_param, walk
+from ._walk import ATOMS, children, is_filled, is_param, walk
+
+_ATOMS = ATOMS  # for modules that still import the walk's pieces from here
+
+
+def _children(x) -> list:
+    """The values a walk visits just below ``x`` (see ``_walk.children``)."""
+    return [f.value for f in children(x)]
 
 
 def params(*models) -> Params:
@@ -55,7 +63,7 @@ def fmap(f, model):
         if id(x) in memo:
             return memo[id(x)]
         if isinstance(x, Tracked):
-            new = f(data(x)) if f is data else param(f(data(x)))
+            new = f(data(x)) if f is data else _leaf_like(x, f(data(x)))
         elif isinstance(x, (jax.Array, np.ndarray)):
             new = f(x)
         elif items(x) is not None:
@@ -81,6 +89,11 @@ def fmap(f, model):
         return new
 
     return visit(model)
+
+
+def _leaf_like(old, value):
+    """A new leaf of ``old``'s kind holding ``value``: a param, or a state leaf."""
+    return param(value) if getattr(old, "trainable", True) else tracker.state(value)
 
 
 def _holds_arrays(fn) -> bool:

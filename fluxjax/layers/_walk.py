@@ -114,8 +114,14 @@ def walk(*models) -> Iterator[Found]:
             stack.extend(reversed(children(x, found)))
 
 
-def is_param(x) -> bool:
+def is_tracked_leaf(x) -> bool:
+    """A param, or a non-trainable tracked leaf (state): what ``save``/``load`` keep."""
     return isinstance(x, Tracked) and x.is_leaf
+
+
+def is_param(x) -> bool:
+    """A trainable tracked leaf: what ``params`` collects (state leaves are not params)."""
+    return isinstance(x, Tracked) and x.is_leaf and getattr(x, "trainable", True)
 
 
 def is_opaque(x) -> bool:
@@ -128,8 +134,8 @@ def is_opaque(x) -> bool:
 
 
 def put(found: Found, new) -> None:
-    """Puts ``new`` where ``found`` was (a param keeps its identity: its data changes)."""
-    if is_param(found.value):
+    """Puts ``new`` where ``found`` was (a tracked leaf keeps its identity: its data changes)."""
+    if is_tracked_leaf(found.value):
         found.value.data = new
     elif found.how == "attr":
         object.__setattr__(found.owner, found.name, new)
