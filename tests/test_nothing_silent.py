@@ -82,6 +82,9 @@ def test_save_refuses_params_hidden_in_an_unregistered_object(tmp_path):
         def __init__(self):
             self.W = param(np.ones((2, 2)))
 
+        def __call__(self, x):
+            return self.W @ x
+
     with pytest.raises(ValueError, match=r"Plain at 1.*treelike"):
         save(tmp_path / "p", Chain(Dense(2, 2), Plain()))
     assert not os.listdir(tmp_path)
@@ -149,6 +152,11 @@ def test_fmap_data_gives_plain_leaves():
 def test_dense_sizes_are_checked(args, error, text):
     with pytest.raises(error, match=text):
         Dense(*args)
+
+
+def test_chain_refuses_a_layer_that_cannot_be_called():
+    with pytest.raises(TypeError, match=r"Chain: layer 1 must be callable.*int 3"):
+        Chain(Dense(2, 2), 3)
 
 
 def test_dense_from_arrays_checks_shapes_and_names_the_fix():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,18 +10,11 @@ import jax.numpy as jnp
 
 from ..tracker import Tracked, param, track
 from ._activations import identity
+from ._checks import callable_arg, dense_shapes, looks_like_size, sizes
 from ._display import html_table
 from ._display import layer_name as _name
 from ._random import draw, glorot_uniform, zeros
 from ._treelike import register
-
-
-def _is_size(n) -> bool:
-    return isinstance(n, numbers.Integral) and not isinstance(n, bool)
-
-
-def _is_number(n) -> bool:
-    return isinstance(n, (numbers.Number, str)) or n is None
 
 
 @track
@@ -65,18 +57,17 @@ class Dense:
     σ: Callable = identity
 
     def __init__(self, in_or_W, out_or_b, σ=identity, *, init=glorot_uniform, bias=True, key=None):
-        _check_callable("σ", σ)
-        if _is_number(in_or_W) or (
-            _is_number(out_or_b) and out_or_b is not None and out_or_b is not False
-        ):
-            n_in, n_out = _sizes(in_or_W, out_or_b)
-            _check_callable("init", init)
+        callable_arg("Dense", "σ", σ, "; sizes come first: Dense(in, out, σ)")
+        b_given = out_or_b is None or out_or_b is False or not looks_like_size(out_or_b)
+        if looks_like_size(in_or_W) or not b_given:
+            n_in, n_out = sizes("Dense", n_in=in_or_W, n_out=out_or_b)
+            callable_arg("Dense", "init", init, " such as glorot_uniform")
             W = param(draw(init, key, (n_out, n_in), jnp.float32))
             b = param(zeros(n_out, W.dtype)) if bias else False
         else:
             W, b = _as_param(in_or_W), out_or_b
             b = False if b is None or b is False else _as_param(b)
-            _check_shapes(W, b)
+            dense_shapes(W, b)
         self.W, self.b, self.σ = W, b, σ
 
     def __call__(self, x):
@@ -106,39 +97,6 @@ def _as_param(x):
     return x if isinstance(x, Tracked) else param(x)
 
 
-def _sizes(n_in, n_out) -> tuple[int, int]:
-    """``(in, out)`` checked: whole numbers of at least 1."""
-    for what, n in (("in", n_in), ("out", n_out)):
-        if not _is_size(n):
-            raise TypeError(
-                f"Dense: the {what} size must be a whole number (an int), got "
-                f"{type(n).__name__} {n!r}; write e.g. Dense(10, 5), or Dense(W, b) from arrays"
-            )
-        if n < 1:
-            raise ValueError(
-                f"Dense({n_in}, {n_out}): sizes must be positive (at least 1), got {what}={n}"
-            )
-    return int(n_in), int(n_out)
-
-
-def _check_callable(what, f):
-    if not callable(f):
-        raise TypeError(
-            f"Dense: {what} must be callable (a function such as relu or glorot_uniform), "
-            f"got {type(f).__name__} {f!r}; sizes come first: Dense(in, out, σ)"
-        )
-
-
-def _check_shapes(W, b):
-    if len(W.shape) != 2:
-        raise ValueError(f"Dense: W must be a matrix (out, in), got shape {tuple(W.shape)}")
-    if b is not False and tuple(b.shape) != (W.shape[0],):
-        raise ValueError(
-            f"Dense: b must have shape {(W.shape[0],)} to match W of shape {tuple(W.shape)} "
-            f"(out, in), got {tuple(b.shape)}; if W is (in, out), pass W.T"
-        )
-
-
 @dataclass(eq=False, repr=False, init=False)
 class Chain:
     """Chain(*layers)
@@ -161,6 +119,8 @@ class Chain:
     layers: tuple
 
     def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            callable_arg("Chain", f"layer {i}", layer)
         self.layers = tuple(layers)
 
     def __call__(self, x):
