@@ -89,7 +89,11 @@ def save(path, model) -> None:
 
 
 def _flush(path):
-    fd = os.open(path, os.O_RDONLY)
+    """Ask the OS to put ``path`` (a file, or a folder's entries) on the disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a folder cannot be opened on Windows
+        return
     try:
         os.fsync(fd)
     except OSError:  # pragma: no cover - some file systems cannot sync a folder
@@ -100,6 +104,8 @@ def _flush(path):
 
 def _remove_stale(folder, base):
     """Remove temporary files that saves to ``base`` left when their process died."""
+    if os.name != "posix":  # os.kill(pid, 0) probes a process only on POSIX
+        return
     pattern = re.compile(rf"\.{re.escape(base)}\.(\d+)\.[^.]+\.tmp")
     for name in os.listdir(folder):
         m = pattern.fullmatch(name)
