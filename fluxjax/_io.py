@@ -77,8 +77,7 @@ def save(path, model) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
-        safetensors.save_file(tensors, tmp, metadata={"format": "fluxjax"})
-        _flush(tmp)
+        _write_bytes(tmp, safetensors.save(tensors, metadata={"format": "fluxjax"}))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a saved model is not
         os.replace(tmp, path)
     except BaseException:
@@ -86,6 +85,15 @@ def save(path, model) -> None:
             os.remove(tmp)
         raise
     _flush(folder)  # the rename itself reaches the disk
+
+
+def _write_bytes(path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` and sync it; a full disk raises ``OSError`` here
+    (safetensors' own ``save_file`` reports it as a ``SafetensorError``)."""
+    with open(path, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _flush(path):
