@@ -1,55 +1,45 @@
 """``save`` / ``load``: a model's arrays in a safetensors file, keyed by tree path.
 
-The names come from the model's pytree structure (``treelike``): attribute names and
-positions joined by dots, ``W`` and ``b`` for a ``Dense``, ``0.W``, ``1.b``, ... for a
-``Chain``. No pickle: the file holds arrays and names only, so loading needs the model it
-goes into, built with the same shapes.
+The arrays are found by the walk ``params`` uses (``layers/_walk.py``), closures
+included, and named by their path: attribute names, positions and closure variables
+joined by dots, ``W`` and ``b`` for a ``Dense``, ``0.W``, ``1.b``, ... for a ``Chain``.
+No pickle: the file holds arrays and names only, so loading needs the model it goes
+into, built with the same shapes.
 """
 
 import os
+import re
 import tempfile
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
 
+from fluxjax._optional import require
+from fluxjax.layers._walk import Found, is_opaque, is_tracked_leaf, path_of, put, walk
 from fluxjax.tracker import Tracked
 
 __all__ = ["save", "load"]
 
 
-def _step(parent, key):
-    """The child of ``parent`` that the pytree path entry ``key`` names, and its name."""
-    if isinstance(key, GetAttrKey):
-        return getattr(parent, key.name), key.name
-    if isinstance(key, SequenceKey):
-        return parent[key.idx], str(key.idx)
-    if isinstance(key, DictKey):
-        return parent[key.key], str(key.key)
-    if isinstance(key, FlattenedIndexKey):
-        return None, str(key.key)
-    raise TypeError(f"unexpected pytree path entry {key!r}")
-
-
-def _entries(model):
-    """``{name: (leaf, parent, path entry)}`` for every array in ``model``, each object once.
-
-    Walks the pytree paths of ``model`` on the objects themselves, so a param is found as
-    the param (not a copy of its value); a leaf shared by two paths is named by the first.
-    """
-    found, seen = {}, set()
-    for path, _ in jax.tree_util.tree_flatten_with_path(model)[0]:
-        node, parent, names = model, None, []
-        for key in path:
-            parent, (node, name) = node, _step(node, key)
-            names.append(name)
-            if node is None:
-                raise ValueError(f"cannot name the array at {jax.tree_util.keystr(path)}")
-        if id(node) not in seen:
-            seen.add(id(node))
-            found[".".join(names)] = (node, parent, path[-1] if path else None)
+def _entries(model) -> dict[str, Found]:
+    """``{name: Found}`` for every tracked leaf (params and state) and plain array of
+    ``model``, found as ``params`` finds params (closures included), each object once
+    under its first path."""
+    found = {}
+    for f in walk(model):
+        if is_tracked_leaf(f.value) or isinstance(f.value, (jnp.ndarray, np.ndarray)):
+            found[".".join(path_of(f)) or "value"] = f
+        elif is_opaque(f.value) and any(map(is_tracked_leaf, _attributes(f.value))):
+            name, where = type(f.value).__name__, ".".join(path_of(f)) or "the top"
+            raise ValueError(
+                f"the {name} at {where} holds params that save, load and params(model) "
+                f"cannot see inside it: register its class with fluxjax.treelike({name})"
+            )
     return found
+
+
+def _attributes(x) -> list:
+    return list(getattr(x, "__dict__", {}).values())
 
 
 def _value(leaf):
@@ -59,8 +49,12 @@ def _value(leaf):
 def save(path, model) -> None:
     """save(path, model) → writes every array of ``model`` to a safetensors file.
 
-    Written to a temporary file in the same folder and then renamed over ``path``, so an
-    interrupted save never leaves a half-written file in place of a good one.
+    The arrays are those ``params(model)`` finds (closures included) plus plain arrays,
+    keyed by their path (``0.W``); a model with no arrays, or with params hidden in an
+    object that is not ``treelike``, raises ``ValueError``. Written to a temporary file
+    in the same folder, flushed to disk and renamed over ``path``, so an interrupted save
+    never leaves a half-written file in place of a good one; the next save removes what
+    an interrupted one left beside it.
 
     >>> import os, tempfile
     >>> from fluxjax.layers import Chain, Dense
@@ -70,20 +64,74 @@ def save(path, model) -> None:
     >>> load(path, Chain(Dense(3, 2), Dense(2, 1))).layers[0].W.shape
     (2, 3)
     """
-    from safetensors.numpy import save_file
-
-    tensors = {name: _value(leaf) for name, (leaf, _, _) in _entries(model).items()}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    safetensors = require("safetensors.numpy", "io", "save")
+    entries = _entries(model)
+    if not entries:
+        raise ValueError(
+            f"save found no arrays in {type(model).__name__}: nothing would be saved. "
+            f"Its layers hold params as treelike fields or closure variables (see params)."
+        )
+    tensors = {name: _value(f.value) for name, f in entries.items()}
+    folder, base = os.path.split(os.path.abspath(path))
+    _remove_stale(folder, base)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"format": "fluxjax"})
+        _write_bytes(tmp, safetensors.save(tensors, metadata={"format": "fluxjax"}))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a saved model is not
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    _flush(folder)  # the rename itself reaches the disk
+
+
+def _write_bytes(path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` and sync it; a full disk raises ``OSError`` here
+    (safetensors' own ``save_file`` reports it as a ``SafetensorError``)."""
+    with open(path, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _flush(path):
+    """Ask the OS to put ``path`` (a file, or a folder's entries) on the disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a folder cannot be opened on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(folder, base):
+    """Remove temporary files that saves to ``base`` left when their process died."""
+    if os.name != "posix":  # os.kill(pid, 0) probes a process only on POSIX
+        return
+    pattern = re.compile(rf"\.{re.escape(base)}\.(\d+)\.[^.]+\.tmp")
+    for name in os.listdir(folder):
+        m = pattern.fullmatch(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            try:
+                os.remove(os.path.join(folder, name))
+            except FileNotFoundError:  # another save removed it first
+                pass
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
 
 
 def _umask():
@@ -93,46 +141,55 @@ def _umask():
 
 
 def _read(path):
-    from safetensors.numpy import load_file
-
+    safetensors = require("safetensors.numpy", "io", "load")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return load_file(path)
+        return safetensors.load_file(path)
     except Exception as e:
         raise ValueError(f"{path} is not a checkpoint (a safetensors file): {e}") from e
 
 
-def _put(leaf, parent, key, array):
-    if isinstance(leaf, Tracked):
-        leaf.data = jnp.asarray(array, leaf.dtype)
-    elif isinstance(key, GetAttrKey):
-        object.__setattr__(parent, key.name, jnp.asarray(array, leaf.dtype))
-    elif isinstance(parent, list | dict):
-        parent[key.idx if isinstance(key, SequenceKey) else key.key] = jnp.asarray(array)
-    else:
-        raise ValueError(f"cannot load an array in place inside a {type(parent).__name__}")
+def _check(path, tensors, entries):
+    """Every way ``tensors`` may not fit ``entries``, as one message (empty if they fit)."""
+    missing = [n for n in entries if n not in tensors]
+    if missing:
+        return f"{path} has no entry for {', '.join(missing)}"
+    extra = [n for n in tensors if n not in entries]
+    if extra:
+        return f"{path} has entries the model does not: {', '.join(extra)}"
+    for name, f in entries.items():
+        shape, saved = tuple(np.shape(f.value)), tensors[name].shape
+        if shape != saved:
+            return f"entry {name} has shape {saved} in {path}, the model has {shape}"
+        if not is_tracked_leaf(f.value) and f.how is None:
+            return (
+                f"cannot load {name} in place: it is a plain array inside a "
+                f"{type(f.owner).__name__ if f.owner is not None else 'tuple'}; make it a "
+                f"param, or hold it in a list, a dict or an attribute"
+            )
+    return ""
 
 
 def load(path, model):
     """load(path, model) → ``model``, its arrays replaced by those saved at ``path``.
 
-    Params keep their identity (``p.data = ...``). Every entry is checked before anything
-    changes: a missing, extra or mis-shaped entry, or a file that is not a checkpoint,
-    raises ``ValueError`` naming it.
+    Params keep their identity (``p.data = ...``) and dtype. Every entry is checked before
+    anything changes: a missing, extra or mis-shaped entry, an array that cannot be
+    replaced in place, or a file that is not a checkpoint raises ``ValueError`` naming it.
     """
     tensors = _read(path)
     entries = _entries(model)
-    missing = [n for n in entries if n not in tensors]
-    if missing:
-        raise ValueError(f"{path} has no entry for {', '.join(missing)}")
-    extra = [n for n in tensors if n not in entries]
-    if extra:
-        raise ValueError(f"{path} has entries the model does not: {', '.join(extra)}")
-    for name, (leaf, _, _) in entries.items():
-        shape, saved = tuple(np.shape(leaf)), tensors[name].shape
-        if shape != saved:
-            raise ValueError(f"entry {name} has shape {saved} in {path}, the model has {shape}")
-    for name, (leaf, parent, key) in entries.items():
-        _put(leaf, parent, key, tensors[name])
+    problem = _check(path, tensors, entries) if entries else f"{path}: the model has no arrays"
+    if problem:
+        raise ValueError(problem)
+    for name, f in entries.items():
+        put(f, _like(f.value, tensors[name]))
     return model
+
+
+def _like(old, array):
+    """``array`` with the dtype (and the kind: NumPy or JAX) of the value it replaces."""
+    return (
+        np.asarray(array, old.dtype) if type(old) is np.ndarray else jnp.asarray(array, old.dtype)
+    )

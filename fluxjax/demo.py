@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fluxjax as fj
+from fluxjax._optional import require
 
 SPLIT_SEED = 0  # the train/test split never changes, whatever --seed says
 N_TRAIN = 1500  # of sklearn's 1797 digits; the other 297 are the test set
@@ -33,9 +34,8 @@ def load_digits_split():
     The split is a fixed random permutation (``SPLIT_SEED``): 1500 train, 297 test.
     Labels are integer arrays 0..9.
     """
-    from sklearn.datasets import load_digits
-
-    images, labels = load_digits(return_X_y=True)
+    datasets = require("sklearn.datasets", "demo", "the digits demo")
+    images, labels = datasets.load_digits(return_X_y=True)
     x = (images / 16.0).astype(np.float32)  # pixel intensities are 0..16
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     train, test = order[:N_TRAIN], order[N_TRAIN:]
@@ -103,8 +103,9 @@ def _digit_picks(predicted, truth, n=24):
 
 def plot(path, losses, trace, epochs, images, predicted, truth):
     """Write the summary figure: learning curves on the left, test digits on the right."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend, nothing shown
-    from matplotlib.ticker import MaxNLocator
+    # no pyplot: no global backend, nothing shown
+    Figure = require("matplotlib.figure", "demo", "the demo's figure").Figure
+    MaxNLocator = require("matplotlib.ticker", "demo", "the demo's figure").MaxNLocator
 
     epoch_loss, epoch_acc = history(losses, trace, epochs)
     ep = np.arange(1, epochs + 1)

@@ -1,6 +1,9 @@
 """save / load: safetensors files keyed by tree path, checked strictly, written atomically."""
 
+import errno
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +12,7 @@ import pytest
 import safetensors.numpy
 
 import fluxjax as fj
+from fluxjax import _io as fluxjax_io
 from fluxjax._io import load, save
 from fluxjax.layers import Chain, Dense, params, relu, treelike
 from fluxjax.tracker import param
@@ -109,12 +113,12 @@ def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
     save(path, good)
     before = path.read_bytes()
 
-    def crash(tensors, filename, metadata=None):
+    def crash(filename, payload):
         with open(filename, "wb") as f:
-            f.write(b"half a file")
+            f.write(payload[: len(payload) // 2])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safetensors.numpy, "save_file", crash)
+    monkeypatch.setattr(fluxjax_io, "_write_bytes", crash)
     with pytest.raises(KeyboardInterrupt):
         save(path, chain(1))
     assert path.read_bytes() == before
@@ -123,6 +127,36 @@ def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
     fresh = load(path, chain(2))
     for p, q in zip(params(good), params(fresh), strict=True):
         np.testing.assert_array_equal(p.data, q.data)
+
+
+FULL_DISK = """
+import os, resource, signal, sys
+import fluxjax as fj
+path = os.path.join(sys.argv[1], "m.safetensors")
+fj.save(path, fj.Dense(2, 2, key=1))
+before = open(path, "rb").read()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+try:
+    fj.save(path, fj.Dense(100, 100))  # 40 kB: the write fails as on a full disk
+except OSError as e:
+    print("OSError", e.errno)
+assert open(path, "rb").read() == before
+print(sorted(os.listdir(sys.argv[1])))
+"""
+
+
+def test_a_failed_write_raises_oserror_and_keeps_the_old_file(tmp_path):
+    # a real write error from the kernel: a file-size limit in a child process
+    out = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout.split("\n")
+    assert out[0] == f"OSError {errno.EFBIG}"
+    assert out[1] == "['m.safetensors']"
 
 
 def test_no_pickle_in_the_file(tmp_path):

@@ -1,4 +1,7 @@
-"""throttle: Flux's leading/trailing semantics, driven by a fake clock (no sleeping)."""
+"""throttle: Flux's leading/trailing semantics, driven by a fake clock, and its real timer."""
+
+import threading
+import time
 
 import pytest
 
@@ -109,3 +112,69 @@ def test_real_clock_counts_only():
     for _ in range(100):
         g()
     assert len(calls) == 1
+
+
+# ---- the real timer: the postponed call fires by itself, as Flux's @async task does ----
+
+
+def timed(timeout, **kw):
+    """A throttled recorder: ``got`` gets (argument, thread) and ``fired`` is set."""
+    fired, got = threading.Event(), []
+
+    def f(x):
+        got.append((x, threading.current_thread()))
+        fired.set()
+        return x
+
+    return throttle(f, timeout, **kw), fired, got
+
+
+def test_a_postponed_call_fires_on_a_timer_without_another_call():
+    g, fired, got = timed(0.2, leading=False, trailing=True)
+    assert g(1) is None
+    assert fired.wait(30), "the postponed call never ran"
+    assert [x for x, _ in got] == [1]
+    assert got[0][1] is not threading.current_thread()  # run by the timer, not by g(1)
+
+
+def test_the_trailing_call_fires_on_a_timer_after_a_leading_one():
+    g, fired, got = timed(0.2, trailing=True)
+    g(1)
+    assert [x for x, _ in got] == [1] and got[0][1] is threading.current_thread()
+    fired.clear()
+    g(2)  # kept during the cool-down
+    g(3)  # replaces it: only the latest runs
+    assert fired.wait(30), "the trailing call never ran"
+    assert [x for x, _ in got] == [1, 3]
+    assert g.result == 3
+
+
+def test_an_error_in_the_timers_call_is_raised_by_the_next_call():
+    done = threading.Event()
+
+    def f(x):
+        try:
+            if x == "bad":
+                raise RuntimeError("boom on the timer")
+            return x
+        finally:
+            done.set()
+
+    g = throttle(f, 0.2, leading=False)
+    g("bad")
+    assert done.wait(30)
+    deadline = time.monotonic() + 30
+    while g.error is None and time.monotonic() < deadline:  # the timer stores it after f
+        time.sleep(0.01)
+    with pytest.raises(RuntimeError, match="boom on the timer"):
+        g("good")  # raises instead of being kept
+    assert g.error is None and g.flush() is None  # reported once; nothing was kept
+    g("good")
+    assert g.flush() == "good"
+
+
+def test_flush_runs_the_postponed_call_and_cancels_the_timer():
+    g, fired, got = timed(3600, leading=False)
+    g(7)
+    assert g.flush() == 7 and [x for x, _ in got] == [7]
+    assert g._timer is None and g.cooling_until is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,19 +10,11 @@ import jax.numpy as jnp
 
 from ..tracker import Tracked, param, track
 from ._activations import identity
-from ._random import glorot_uniform, next_key
+from ._checks import callable_arg, dense_shapes, looks_like_size, sizes
+from ._display import html_table
+from ._display import layer_name as _name
+from ._random import draw, glorot_uniform, zeros
 from ._treelike import register
-
-
-def _name(f) -> str:
-    """How a layer or activation prints inside a model's repr."""
-    if isinstance(f, (Dense, Chain, Composed)):
-        return repr(f)
-    return getattr(f, "__name__", None) or repr(f)
-
-
-def _is_size(n) -> bool:
-    return isinstance(n, numbers.Integral) and not isinstance(n, bool)
 
 
 @track
@@ -47,7 +38,8 @@ class Dense:
     ``W``'s dtype. ``init(key, shape, dtype)`` follows ``jax.nn.initializers`` (note
     ``W`` is ``(out, in)``: pass ``in_axis=-1, out_axis=-2`` to fan-based ones); ``key``
     defaults to the global stream (see ``seed``). With ``bias=False`` (or ``b=False``)
-    the field ``b`` is ``False``, not trainable, and nothing is added.
+    the field ``b`` is ``False``, not trainable, and nothing is added. Sizes (ints ≥ 1)
+    and ``W``/``b`` shapes are checked here, not at the first call.
 
     >>> import jax.numpy as jnp, numpy as np
     >>> from fluxjax.layers import σ
@@ -65,14 +57,17 @@ class Dense:
     σ: Callable = identity
 
     def __init__(self, in_or_W, out_or_b, σ=identity, *, init=glorot_uniform, bias=True, key=None):
-        if _is_size(in_or_W) and _is_size(out_or_b):
-            n_in, n_out = int(in_or_W), int(out_or_b)
-            W = param(init(next_key(key), (n_out, n_in), jnp.float32))
-            b = param(jnp.zeros(n_out, W.dtype)) if bias else False
+        callable_arg("Dense", "σ", σ, "; sizes come first: Dense(in, out, σ)")
+        b_given = out_or_b is None or out_or_b is False or not looks_like_size(out_or_b)
+        if looks_like_size(in_or_W) or not b_given:
+            n_in, n_out = sizes("Dense", n_in=in_or_W, n_out=out_or_b)
+            callable_arg("Dense", "init", init, " such as glorot_uniform")
+            W = param(draw(init, key, (n_out, n_in), jnp.float32))
+            b = param(zeros(n_out, W.dtype)) if bias else False
         else:
             W, b = _as_param(in_or_W), out_or_b
             b = False if b is None or b is False else _as_param(b)
-            _check_shapes(W, b)
+            dense_shapes(W, b)
         self.W, self.b, self.σ = W, b, σ
 
     def __call__(self, x):
@@ -91,21 +86,15 @@ class Dense:
         extra += ", bias=False" if self.b is False else ""
         return f"Dense({n_in}, {out}{extra})"
 
-    def _repr_html_(self):
-        from ._display import html_table
+    def _out_size(self):
+        return self.W.shape[0]
 
+    def _repr_html_(self):
         return html_table(self)
 
 
 def _as_param(x):
     return x if isinstance(x, Tracked) else param(x)
-
-
-def _check_shapes(W, b):
-    if len(W.shape) != 2:
-        raise ValueError(f"Dense: W must be a matrix (out, in), got shape {W.shape}")
-    if b is not False and tuple(b.shape) != (W.shape[0],):
-        raise ValueError(f"Dense: b must have shape {(W.shape[0],)} to match W, got {b.shape}")
 
 
 @dataclass(eq=False, repr=False, init=False)
@@ -130,6 +119,8 @@ class Chain:
     layers: tuple
 
     def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            callable_arg("Chain", f"layer {i}", layer)
         self.layers = tuple(layers)
 
     def __call__(self, x):
@@ -154,9 +145,10 @@ class Chain:
     def __repr__(self):
         return f"Chain({', '.join(map(_name, self.layers))})"
 
-    def _repr_html_(self):
-        from ._display import html_table
+    def _sublayers(self):
+        return self.layers
 
+    def _repr_html_(self):
         return html_table(self)
 
 

@@ -1,4 +1,9 @@
-"""Showing models: ``summary`` (plain text, Flux style) and the HTML tables notebooks use."""
+"""Showing models: ``summary`` (plain text, Flux style) and the HTML tables notebooks use.
+
+This module knows no layer class (layers import it, never the reverse). A layer takes part
+through two optional methods: ``_sublayers()`` (a container such as ``Chain`` lists its
+layers) and ``_out_size()`` (the size of its output's last axis, as ``Dense`` knows).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import html
 import math
 
 from . import _activations as A
-from ._basic import Chain, Dense, _name
 from ._tree import params
 
 # activations keep the size of their input, so a table can carry it through them
@@ -33,6 +37,18 @@ class Table(str):
         return str(self)
 
 
+def layer_name(f) -> str:
+    """How a layer or activation prints inside a model's repr: its name, else its repr."""
+    name = getattr(f, "__name__", None)
+    return name if isinstance(name, str) and name else repr(f)
+
+
+def _sublayers(model):
+    """The layers of a container layer (``Chain``), or None for any other layer."""
+    method = getattr(model, "_sublayers", None)
+    return None if method is None else list(method())
+
+
 def _shape(shape) -> str:
     return "×".join(map(str, shape))
 
@@ -45,17 +61,18 @@ def _counts(model) -> tuple[int, int, str]:
 
 
 def _label(layer) -> str:
-    text = _name(layer)
+    text = layer_name(layer)
     return type(layer).__name__ if text.startswith("<") and " object at " in text else text
 
 
 def _lines(model, indent: str) -> list[tuple[str, str]]:
     """(code, comment) lines of the Flux-style display of ``model``."""
-    if not isinstance(model, Chain):
+    layers = _sublayers(model)
+    if layers is None:
         n, total, shapes = _counts(model)
         return [(indent + _label(model), f"# {total:,} parameters: {shapes}" if n else "")]
-    out = [(indent + "Chain(", "")]
-    for layer in model:
+    out = [(indent + f"{type(model).__name__}(", "")]
+    for layer in layers:
         inner = _lines(layer, indent + "  ")
         code, comment = inner[-1]
         out += inner[:-1] + [(code + ",", comment)]
@@ -86,11 +103,10 @@ def summary(model) -> Table:
 
 def _rows(model):
     """(layer, output size, parameter count) rows for the HTML table."""
-    layers = list(model) if isinstance(model, Chain) else [model]
     size, rows = "", []
-    for layer in layers:
-        if isinstance(layer, Dense):
-            size = str(layer.W.shape[0])
+    for layer in _sublayers(model) or [model]:
+        if hasattr(layer, "_out_size"):
+            size = str(layer._out_size())
         elif not any(layer is f for f in _SIZE_KEEPING):
             size = "?"
         rows.append((_label(layer), size, _counts(layer)[1]))

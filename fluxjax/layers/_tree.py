@@ -1,9 +1,8 @@
 """Walking model trees: ``params``, ``fmap``, ``gpu``/``cpu``, ``f32``/``f64``, ``loadparams_``.
 
-A model tree is made of treelike objects, lists, tuples, dicts, other JAX pytrees and
-functions (whose attributes and closure cells are visited, so the seed's closure
-``linear(in, out)`` exposes its params). Every walk remembers what it has seen by
-identity: shared leaves are visited once and self-references end the walk.
+``params`` uses the one walk of ``_walk`` (the same one ``save``/``load`` use): treelike
+objects, containers, other pytrees, and functions' attributes and closure cells, each
+object once by identity.
 """
 
 from __future__ import annotations
@@ -14,34 +13,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import tracker
 from ..tracker import Params, Tracked, data, param
 from ._treelike import items, rebuilt
+from ._walk import ATOMS, children, is_filled, is_param, walk
 
-_ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
-
-
-def _children(x):
-    """The values a walk visits below ``x``, in order."""
-    pairs = items(x)
-    if pairs is not None:
-        return [v for _, v in pairs]
-    if isinstance(x, (list, tuple, set, frozenset, Params)):
-        return list(x)
-    if isinstance(x, dict):
-        return list(x.values())
-    if isinstance(x, types.FunctionType):
-        cells = [c.cell_contents for c in x.__closure__ or () if _filled(c)]
-        return list(vars(x).values()) + cells
-    kids = jax.tree_util.tree_leaves(x, is_leaf=lambda y: y is not x)
-    return [] if len(kids) == 1 and kids[0] is x else kids
+_ATOMS = ATOMS  # for modules that still import the walk's pieces from here
 
 
-def _filled(cell) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-        return True
-    except ValueError:  # an empty cell
-        return False
+def _children(x) -> list:
+    """The values a walk visits just below ``x`` (see ``_walk.children``)."""
+    return [f.value for f in children(x)]
 
 
 def params(*models) -> Params:
@@ -54,27 +36,19 @@ def params(*models) -> Params:
     >>> [p.shape for p in params(d)], len(params(Chain(d, d)))
     ([(5, 10), (5,)], 2)
     """
-    found, seen = [], set()
-    stack = list(reversed(models))
-    while stack:
-        x = stack.pop()
-        if id(x) in seen or x is None or isinstance(x, _ATOMS):
-            continue
-        seen.add(id(x))
-        if isinstance(x, Tracked):
-            if x.is_leaf:
-                found.append(x)
-        elif not isinstance(x, (jax.Array, np.ndarray)):
-            stack.extend(reversed(_children(x)))
-    return Params(found)
+    return Params(f.value for f in walk(*models) if is_param(f.value))
 
 
 def fmap(f, model):
     """fmap(f, model) -> a new model with ``f`` applied to every array leaf.
 
-    Params map to new params, ``param(f(data(p)))``, so the result stays trainable.
+    Params map to new params, ``param(f(data(p)))``, so the result stays trainable;
+    ``fmap(data, model)`` is the exception, as in Flux (``mapleaves(Tracker.data, m)``):
+    a copy holding plain arrays, which ``params`` does not find.
     Leaves (and sub-models) shared in ``model`` are mapped once and stay shared.
-    Functions and other non-array values are kept as they are.
+    A function holding arrays in its closure or attributes (the seed's ``linear``) is
+    copied with mapped values, a bound method is bound to the mapped object, so what
+    ``params`` finds is mapped; other functions and non-array values are kept as they are.
 
     >>> import jax.numpy as jnp
     >>> from fluxjax.layers import Dense
@@ -85,32 +59,71 @@ def fmap(f, model):
     """
     memo = {}
 
-    def walk(x):
+    def visit(x):
         if id(x) in memo:
             return memo[id(x)]
         if isinstance(x, Tracked):
-            new = param(f(data(x)))
+            new = f(data(x)) if f is data else _leaf_like(x, f(data(x)))
         elif isinstance(x, (jax.Array, np.ndarray)):
             new = f(x)
         elif items(x) is not None:
-            return rebuilt(x, walk, memo)  # rebuilt puts the copy in memo first
+            return rebuilt(x, visit, memo)  # rebuilt puts the copy in memo first
         elif isinstance(x, list):
             new = memo[id(x)] = []
-            new.extend(walk(v) for v in x)
+            new.extend(visit(v) for v in x)
         elif isinstance(x, tuple):
-            new = type(x)(*map(walk, x)) if hasattr(x, "_fields") else tuple(map(walk, x))
+            new = type(x)(*map(visit, x)) if hasattr(x, "_fields") else tuple(map(visit, x))
         elif isinstance(x, dict):
-            new = type(x)((k, walk(v)) for k, v in x.items())
-        elif x is None or isinstance(x, _ATOMS) or isinstance(x, types.FunctionType):
+            new = type(x)((k, visit(v)) for k, v in x.items())
+        elif x is None or isinstance(x, ATOMS):
             return x
+        elif isinstance(x, types.FunctionType):
+            return _rebuilt_function(x, visit, memo) if _holds_arrays(x) else x
+        elif isinstance(x, types.MethodType):
+            new = types.MethodType(x.__func__, visit(x.__self__)) if _holds_arrays(x) else x
         else:
             kids, tree = jax.tree_util.tree_flatten(x, is_leaf=lambda y: y is not x)
             is_node = not (len(kids) == 1 and kids[0] is x)
-            new = tree.unflatten([walk(k) for k in kids]) if is_node else x
+            new = tree.unflatten([visit(k) for k in kids]) if is_node else x
         memo[id(x)] = new
         return new
 
-    return walk(model)
+    return visit(model)
+
+
+def _leaf_like(old, value):
+    """A new leaf of ``old``'s kind holding ``value``: a param, or a state leaf."""
+    return param(value) if getattr(old, "trainable", True) else tracker.state(value)
+
+
+def _holds_arrays(fn) -> bool:
+    return any(isinstance(f.value, (Tracked, jax.Array, np.ndarray)) for f in walk(fn))
+
+
+def _rebuilt_function(fn, visit, memo):
+    """A copy of ``fn`` whose closure cells and attributes hold ``visit``ed values."""
+    cells = tuple(types.CellType() for _ in fn.__closure__ or ())
+    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, cells)
+    memo[id(fn)] = new  # before the values: a closure may reach itself
+    for cell, old in zip(cells, fn.__closure__ or (), strict=True):
+        if is_filled(old):
+            cell.cell_contents = visit(old.cell_contents)
+    new.__kwdefaults__, new.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+    new.__doc__, new.__module__ = fn.__doc__, fn.__module__
+    new.__dict__.update({k: visit(v) for k, v in vars(fn).items()})
+    return new
+
+
+def _checked_array(i, a, ps):
+    """Array ``i`` given to ``loadparams_``, as a JAX array of real numbers."""
+    a = data(a)
+    kind = np.asarray(a).dtype if not isinstance(a, jax.Array) else a.dtype
+    if not (jnp.issubdtype(kind, jnp.floating) or jnp.issubdtype(kind, jnp.integer)):
+        raise TypeError(
+            f"loadparams_: param {i} needs real numbers, got an array of {kind}"
+            + ("" if i >= len(ps) else f" for the param of shape {tuple(ps[i].shape)}")
+        )
+    return jnp.asarray(a)
 
 
 def _to(device):
@@ -193,13 +206,18 @@ def loadparams_(model, arrays):
     >>> d.W.data.tolist(), d.b.data.tolist()
     ([[1.0, 1.0]], [3.0])
     """
-    ps, xs = list(params(model)), [jnp.asarray(data(a)) for a in arrays]
+    ps = list(params(model))
+    xs = [_checked_array(i, a, ps) for i, a in enumerate(arrays)]
     if len(ps) != len(xs):
-        raise ValueError(f"loadparams_: the model has {len(ps)} params, got {len(xs)} arrays")
+        raise ValueError(
+            f"loadparams_: the model has {len(ps)} params, got {len(xs)} arrays; pass one "
+            f"array per param, in the order of params(model)"
+        )
     for i, (p, a) in enumerate(zip(ps, xs, strict=True)):
         if tuple(a.shape) != tuple(p.shape):
             raise ValueError(
-                f"loadparams_: param {i} has shape {tuple(p.shape)}, got {tuple(a.shape)}"
+                f"loadparams_: param {i} has shape {tuple(p.shape)}, got {tuple(a.shape)}; "
+                f"the arrays must follow the order of params(model)"
             )
     for p, a in zip(ps, xs, strict=True):
         p.data = a.astype(p.dtype)

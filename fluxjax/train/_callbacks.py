@@ -1,5 +1,6 @@
 """Callback helpers for ``train_``: ``throttle`` and ``stop``."""
 
+import threading
 import time
 
 __all__ = ["throttle", "stop"]
@@ -25,12 +26,17 @@ class throttle:
 
     Flux's semantics: the first call runs ``f`` at once (with ``leading=False`` it is
     postponed to the end of the ``timeout``) and starts a cool-down; during it, calls are
-    dropped, except that with ``trailing=True`` the latest one runs when the cool-down
-    ends, which starts a new one. Returns the result of the last run of ``f``.
+    dropped, except that with ``trailing=True`` the latest one is kept. When the cool-down
+    ends, a timer (a ``threading.Timer``, as Flux's ``@async`` task) runs the kept call,
+    which starts a new cool-down; with nothing kept, the throttle is ready again. Returns
+    the result of the last run of ``f``.
 
-    No threads: a postponed call runs inside the next call to the throttled function
-    whose time is past its due time, or at ``flush()``; ``train_`` flushes its throttled
-    callbacks when training ends. ``clock`` (default ``time.monotonic``) is for tests.
+    The postponed call runs on the timer's thread, so a throttled ``f`` should only read
+    (print a loss, save a copy). An exception it raises there (``stop()`` included) is
+    raised by the next call to the throttled function, or by ``flush()``, which also runs
+    a still-postponed call at once; ``train_`` flushes its throttled callbacks when it
+    ends. ``clock`` is for tests: with a clock other than ``time.monotonic`` no timer
+    runs, and each call first plays the cool-down up to the clock's time.
 
     >>> t = [0.0]
     >>> calls = []
@@ -48,6 +54,9 @@ class throttle:
         self.cooling_until = None  # end of the cool-down; None when cool
         self.later = None  # the postponed call, as (args, kwargs)
         self.result = None
+        self.error = None  # raised by the postponed call on the timer's thread
+        self._lock = threading.RLock()
+        self._timer = None
 
     def _run(self, call):
         args, kwargs = call
@@ -63,24 +72,59 @@ class throttle:
                 self.cooling_until += self.timeout
                 self._run(call)
 
+    def _arm(self):
+        """Start a timer for the end of the cool-down (only with the real clock)."""
+        if self.clock is not time.monotonic or self.cooling_until is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(self.cooling_until - self.clock(), 0.0)
+        self._timer = threading.Timer(delay, self._tick)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _tick(self):
+        with self._lock:
+            self._timer = None
+            try:
+                self._catch_up(self.clock())
+            except BaseException as e:  # noqa: BLE001 - kept for the caller's thread
+                self.error, self.later = e, None
+            self._arm()
+
+    def _raise_error(self):
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
     def __call__(self, *args, **kwargs):
-        self._catch_up(self.clock())
-        if self.cooling_until is None:
-            if self.leading:
-                self._run((args, kwargs))
-            else:
+        with self._lock:
+            self._raise_error()
+            self._catch_up(self.clock())
+            if self.cooling_until is None:
+                if self.leading:
+                    self._run((args, kwargs))
+                else:
+                    self.later = (args, kwargs)
+                self.cooling_until = self.clock() + self.timeout
+                self._arm()
+            elif self.trailing:
                 self.later = (args, kwargs)
-            self.cooling_until = self.clock() + self.timeout
-        elif self.trailing:
-            self.later = (args, kwargs)
-        return self.result
+            return self.result
 
     def flush(self):
-        """Run the postponed call now, if there is one; returns the last result."""
-        if self.later is not None:
-            call, self.later = self.later, None
-            self._run(call)
-        return self.result
+        """Run the postponed call now, if there is one, and end the cool-down; returns the
+        last result (or raises what the timer's call raised)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.cooling_until = None
+            self._raise_error()
+            if self.later is not None:
+                call, self.later = self.later, None
+                self._run(call)
+            return self.result
 
     def __repr__(self):
         return f"throttle({self.f!r}, {self.timeout})"

@@ -1,12 +1,13 @@
 """One-hot encoding and mini-batches: ``onehot``, ``onehotbatch``, ``onecold``, ``DataLoader``."""
 
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fluxjax.layers._random import next_key
+from fluxjax.layers._random import host_rng
 from fluxjax.tracker import data
 
 __all__ = ["onehot", "onehotbatch", "onecold", "DataLoader"]
@@ -86,6 +87,24 @@ def onecold(y, labels=None):
     return np.asarray(labels)[np.asarray(i)]
 
 
+def _batchsize(n, nobs, partial) -> int:
+    """``n`` checked: a whole number of at least 1 that yields at least one batch."""
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+        raise TypeError(
+            f"DataLoader: batchsize must be a whole number (an int), got {type(n).__name__} "
+            f"{n!r}; e.g. DataLoader(data, 32)"
+        )
+    if n < 1:
+        raise ValueError(f"DataLoader: batchsize must be at least 1, got {n}")
+    if n > nobs and not partial:
+        raise ValueError(
+            f"DataLoader: batchsize={n} is larger than the data ({nobs} observations), so "
+            f"partial=False would give no batch at all; use a batchsize of at most {nobs} "
+            f"or partial=True (one batch of {nobs})"
+        )
+    return int(n)
+
+
 class DataLoader:
     """DataLoader(data, batchsize=1, *, shuffle=False, partial=True, key=None)
 
@@ -93,7 +112,8 @@ class DataLoader:
     batch is a tuple, which ``train_`` splats into the loss). Iterating again starts a new
     epoch, reshuffled when ``shuffle=True``; ``key`` (a ``jax.random`` key or an int) fixes
     the order; without it the key comes from the global stream that ``seed(n)`` resets.
-    ``partial=False`` drops a last batch smaller than ``batchsize``.
+    ``partial=False`` drops a last batch smaller than ``batchsize``. ``batchsize`` must be
+    an int of at least 1, and no larger than the data with ``partial=False``.
 
     >>> import numpy as np
     >>> X, Y = np.arange(10).reshape(5, 2), np.arange(5)
@@ -115,14 +135,11 @@ class DataLoader:
                 f"every array in a DataLoader needs the same first dimension (the number of "
                 f"observations); got shapes {shapes}"
             )
-        if int(batchsize) < 1:
-            raise ValueError(f"batchsize must be at least 1, got {batchsize}")
-        self.nobs, self.batchsize = sizes[0], int(batchsize)
+        self.nobs, self.batchsize = sizes[0], _batchsize(batchsize, sizes[0], partial)
         self.shuffle, self.partial = shuffle, partial
-        key = next_key(int(key) if isinstance(key, np.integer) else key)
         # shuffle on the host: drawing a permutation on the device would wait for the
         # training steps queued before it
-        self._rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+        self._rng = host_rng(key)
 
     def __len__(self):
         if self.partial:

@@ -202,9 +202,19 @@ class InvDecay(FluxOptimiser):
 class ExpDecay(FluxOptimiser):
     """ExpDecay(η=0.001, decay=0.1, decay_step=1000, clip=1e-4): a step-decay learning rate.
 
-    The ``n``-th step (1-based) is scaled by ``max(η * decay ** (n // decay_step), clip)``:
-    ``η`` is multiplied by ``decay`` every ``decay_step`` steps, never going below
-    ``clip``. Use it in composition, e.g. ``Optimiser(ExpDecay(1.0), ADAM())``.
+    Flux's documented rule: ``η`` times ``decay`` every ``decay_step`` steps, never below
+    ``clip``; step ``n`` (1-based) is scaled by ``max(η * decay ** (n // decay_step), clip)``
+    (Flux v0.9's code scaled by ``decay`` instead). Compose it: ``Optimiser(ExpDecay(1.0),
+    ADAM())``. Below: 1, then 0.5 from step 2, then 0.25 from step 4, clipped to 0.3.
+
+    >>> import jax.numpy as jnp
+    >>> o = ExpDecay(1.0, 0.5, 2, 0.3)
+    >>> s, rates = o.piece.init(jnp.zeros(1)), []
+    >>> for _ in range(5):
+    ...     step, s = o.piece.update(jnp.ones(1), s)
+    ...     rates.append(round(float(step[0]), 4))
+    >>> rates
+    [1.0, 0.5, 0.5, 0.3, 0.3]
     """
 
     def __init__(self, η=0.001, decay=0.1, decay_step=1000, clip=1e-4):

@@ -1,0 +1,147 @@
+"""The one walk over a model tree, shared by ``params`` and by ``save``/``load``.
+
+A model tree is made of treelike objects, lists, tuples, dicts, ``Params``, other JAX
+pytrees, functions (whose attributes and closure cells are visited, so the seed's
+closure ``linear(in, out)`` exposes its params) and bound methods (their object). Each
+value met is a ``Found`` record: its path of names from the root (``("0", "W")``), the
+value, and where it sits (``owner``, ``how``, ``key``), so that ``load`` can replace a
+plain array in place. Every object is visited once, by identity: shared leaves keep
+their first path and self-references end the walk.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from ..tracker import Params, Tracked
+from ._treelike import items
+
+ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
+
+
+class Found(NamedTuple):
+    """One value met by ``walk``: what it is called, where it sits, how to replace it.
+
+    ``name`` is the attribute, position, dict key or closure variable that holds it in
+    ``owner``; ``parent`` is the ``Found`` of the object above it (None at the top), so
+    ``path_of(found)`` names it from the root. ``how`` is ``"attr"`` (``owner.<name>``),
+    ``"item"`` (``owner[name]``), ``"cell"`` (``owner`` is a closure cell) or ``None`` (an
+    immutable place: a tuple, a pytree).
+    """
+
+    value: Any
+    name: Any = None
+    owner: Any = None
+    how: str | None = None
+    parent: Found | None = None
+
+
+def path_of(found: Found) -> tuple[str, ...]:
+    """The names from the root down to ``found``: ``("0", "W")``."""
+    names = []
+    while found is not None and found.name is not None:
+        names.append(str(found.name))
+        found = found.parent
+    return tuple(reversed(names))
+
+
+def is_filled(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+        return True
+    except ValueError:  # an empty cell
+        return False
+
+
+def _function_children(f, at):
+    out = [Found(v, name, f, "attr", at) for name, v in vars(f).items()]
+    for name, cell in zip(f.__code__.co_freevars, f.__closure__ or (), strict=True):
+        if is_filled(cell):
+            out.append(Found(cell.cell_contents, name, cell, "cell", at))
+    return out
+
+
+def _pytree_children(x, at):
+    pairs = jax.tree_util.tree_flatten_with_path(x, is_leaf=lambda y: y is not x)[0]
+    if len(pairs) == 1 and pairs[0][1] is x:
+        return []
+    names = [getattr(k, "name", getattr(k, "idx", getattr(k, "key", None))) for (k,), _ in pairs]
+    return [Found(v, n, None, None, at) for n, (_, v) in zip(names, pairs, strict=True)]
+
+
+def children(x, at: Found | None = None) -> list[Found]:
+    """The values a walk visits just below ``x`` (found at ``at``), in order."""
+    pairs = items(x)
+    if pairs is not None:  # a Chain's positions cannot be assigned; fields can
+        return [Found(v, n, x, "attr" if type(n) is str else None, at) for n, v in pairs]
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return [Found(v, n, x, None, at) for n, v in zip(x._fields, x, strict=True)]
+    if isinstance(x, list):
+        return [Found(v, i, x, "item", at) for i, v in enumerate(x)]
+    if isinstance(x, (tuple, set, frozenset, Params)):
+        return [Found(v, i, x, None, at) for i, v in enumerate(x)]
+    if isinstance(x, dict):
+        return [Found(v, k, x, "item", at) for k, v in x.items()]
+    if isinstance(x, types.FunctionType):
+        return _function_children(x, at)
+    if isinstance(x, types.MethodType):  # model.forward: the model it is bound to
+        return [Found(x.__self__, "__self__", x, None, at)]
+    return _pytree_children(x, at)
+
+
+def walk(*models) -> Iterator[Found]:
+    """Every value in ``models``, depth first, each object once (the first path wins).
+
+    Arrays and params are yielded and not entered; atoms (numbers, strings, classes,
+    modules) and ``None`` are skipped.
+    """
+    seen = set()
+    several = len(models) > 1
+    stack = [Found(m, i if several else None) for i, m in reversed(list(enumerate(models)))]
+    while stack:
+        found = stack.pop()
+        x = found.value
+        if id(x) in seen or x is None or isinstance(x, ATOMS):
+            continue
+        seen.add(id(x))
+        yield found
+        if not isinstance(x, (Tracked, jax.Array, np.ndarray)):
+            stack.extend(reversed(children(x, found)))
+
+
+def is_tracked_leaf(x) -> bool:
+    """A param, or a non-trainable tracked leaf (state): what ``save``/``load`` keep."""
+    return isinstance(x, Tracked) and x.is_leaf
+
+
+def is_param(x) -> bool:
+    """A trainable tracked leaf: what ``params`` collects (state leaves are not params)."""
+    return isinstance(x, Tracked) and x.is_leaf and getattr(x, "trainable", True)
+
+
+def is_opaque(x) -> bool:
+    """A plain object the walk cannot see inside (not treelike, not a pytree, no closure)."""
+    if isinstance(x, (Tracked, jax.Array, np.ndarray, types.FunctionType, types.MethodType)):
+        return False
+    if items(x) is not None or isinstance(x, (list, tuple, dict, set, frozenset, Params)):
+        return False
+    return not _pytree_children(x, None)
+
+
+def put(found: Found, new) -> None:
+    """Puts ``new`` where ``found`` was (a tracked leaf keeps its identity: its data changes)."""
+    if is_tracked_leaf(found.value):
+        found.value.data = new
+    elif found.how == "attr":
+        object.__setattr__(found.owner, found.name, new)
+    elif found.how == "item":
+        found.owner[found.name] = new
+    elif found.how == "cell":
+        found.owner.cell_contents = new
+    else:
+        raise ValueError(f"cannot replace the array at {'.'.join(path_of(found))} in place")
