@@ -19,11 +19,15 @@ import functools
 import jax
 import numpy as np
 
+from typing import NamedTuple
+
+from ._cache import Cache
 from ._node import LeafCell, Tracer, Tracked, TrackedArray, TrackedReal
-from ._trace import TRACE
+from ._trace import TRACE, swapped, watching
 
 _SLOT = object()  # marks where a dynamic input goes back into the arguments
-_AVALS: dict = {}
+_AVALS = Cache(4096, "op output shapes")
+_READERS = Cache(256, "functions that read leaves themselves")
 
 
 def _spec(x, dyn):
@@ -120,29 +124,71 @@ def _aval_of(s):
     return (s.shape, s.dtype, s.weak_type)
 
 
-def _out_aval(op, dyn):
-    """``(aval, kind)`` of an op's output, from ``jax.eval_shape`` cached per signature.
+class OutAval(NamedTuple):
+    """An op's output: ``aval`` (``(shape, dtype, weak_type)``, or ``(treedef, avals)`` for
+    several outputs), its ``kind``, and the leaves (``reads``) the function reads by itself,
+    from its closure or an object's fields, rather than from its arguments."""
 
-    A single output's aval is ``(shape, dtype, weak_type)``; several outputs give
-    ``(treedef, (aval, ...))``.
-    """
+    aval: tuple
+    kind: int
+    reads: tuple
+
+
+def _out_aval(op, dyn) -> OutAval:
+    """The output of ``op`` on inputs like ``dyn``, from ``jax.eval_shape``, cached."""
     key = (op, tuple([sig(x) for x in dyn]))
     try:
-        return _AVALS[key]
-    except KeyError:
-        pass
+        entry = _AVALS.get(key)
     except TypeError as e:
         raise TypeError(f"unhashable static argument to {op[0]!r}: {e}") from None
+    if entry is not None:
+        return entry
     shapes = [jax.ShapeDtypeStruct(s[0], s[1], weak_type=s[2]) for s in key[1]]
-    out = jax.eval_shape(lambda *v: call(op, v), *shapes)
+    with watching() as seen:
+        try:
+            out = jax.eval_shape(lambda *v: call(op, v), *shapes)
+        finally:  # working out a shape never changes a leaf
+            for b in seen.values():
+                b.leaf._cell, b.leaf._grad = b.cell, b.grad
+    reads = tuple(b.leaf for b in seen.values())
     if isinstance(out, jax.ShapeDtypeStruct):
         aval = _aval_of(out)
         kind = _SINGLE if np.issubdtype(out.dtype, np.inexact) else _NONFLOAT
     else:
         leaves, treedef = jax.tree_util.tree_flatten(out)
         aval, kind = (treedef, tuple(_aval_of(s) for s in leaves)), _MULTI
-    _AVALS[key] = entry = (aval, kind)
+    _AVALS[key] = entry = OutAval(aval, kind, reads)
     return entry
+
+
+def _reader(fn, leaves, remat):
+    """``fn`` with the leaves it reads by itself as leading arguments: ``reader(*values,
+    *args)`` runs ``fn(*args)`` with ``leaves[i]`` reading ``values[i]`` (under
+    ``jax.checkpoint`` if ``remat``). One object per (fn, leaves), so recorded graphs keep
+    their cache key."""
+    key = (fn, tuple(map(id, leaves)), remat)
+    hit = _READERS.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], leaves)):
+        return hit[1]
+    k = len(leaves)
+
+    def reader(*args, **kwargs):
+        with swapped(leaves, args[:k], lambda v, p, old: LeafCell(v, p)):
+            return fn(*args[k:], **kwargs)
+
+    reader.__name__ = getattr(fn, "__name__", "reader")
+    if remat:
+        reader = jax.checkpoint(reader)
+    _READERS[key] = (leaves, reader)
+    return reader
+
+
+def _with_reads(op, dyn, reads, remat):
+    """``op`` rewritten to take the leaves its function reads as inputs of the graph."""
+    (_, items), kspec = op[1]
+    reader = _reader(op[0], reads, remat)
+    new = (reader, ((tuple, (_SLOT,) * len(reads) + items), kspec)) + op[2:]
+    return new, [p._cell for p in reads] + dyn
 
 
 _NOKW = (dict, ())
@@ -163,7 +209,7 @@ def _flat_spec(args, dyn):
 
 
 def _closure_key(cells):
-    """The numbers, strings and arrays a function reads from its closure, as of now.
+    """The numbers, strings, arrays and leaves a function reads from its closure, as of now.
 
     Part of the op's identity, so a compiled replay never reuses a value that changed.
     (Globals are read when the graph is compiled, as with ``jax.jit``.)
@@ -174,23 +220,30 @@ def _closure_key(cells):
             v = c.cell_contents
         except ValueError:  # an unbound cell
             continue
-        if isinstance(v, (jax.Array, np.ndarray)):
+        if isinstance(v, (jax.Array, np.ndarray, Tracked)):
             out.append(("array", id(v)))
         elif v is None or type(v) in (int, float, bool, complex, str):
             out.append(_spec(v, None))
     return tuple(out)
 
 
-def apply(fn, args, kwargs):
-    """Record ``fn(*args, **kwargs)`` as a node; returns tracked output(s)."""
+def apply(fn, args, kwargs, remat=False):
+    """Record ``fn(*args, **kwargs)`` as a node; returns tracked output(s).
+
+    ``remat=True`` runs ``fn`` under ``jax.checkpoint`` (recomputed in the backward pass).
+    """
     dyn: list = []
     op = (fn, (_flat_spec(args, dyn), _spec(kwargs, dyn) if kwargs else _NOKW))
     cells = getattr(fn, "__closure__", None)
     if cells:
         op = op + (_closure_key(cells),)
-    aval, kind = _out_aval(op, dyn)
+    aval, kind, reads = _out_aval(op, dyn)
     if TRACE.swaps or _any_tracer(dyn):
+        if remat:  # a fresh wrapper: JAX caches a checkpoint's trace, closed-over values too
+            op = (jax.checkpoint(fn),) + op[1:]
         return _eager(op, tuple(dyn), aval, kind)
+    if reads or remat:
+        op, dyn = _with_reads(op, dyn, reads, remat)
     if kind == _SINGLE:
         return (TrackedReal if aval[0] == () else TrackedArray)._node(op, tuple(dyn), aval)
     if kind == _MULTI:

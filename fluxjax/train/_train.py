@@ -214,6 +214,11 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
     ((100,), True)
     """
     plist = _param_list(ps)
+    if not plist:
+        raise ValueError(
+            "train_ got no params to train: pass params(model) or the model itself, "
+            "with at least one param(...) in it"
+        )
     callbacks = _callback_list(cb)
     if epochs > 1 and iter(data) is data:
         raise ValueError(
