@@ -15,11 +15,10 @@ tracked so that ``back_`` can run in the compiled step.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import numpy as np
-
-from typing import NamedTuple
 
 from ._cache import Cache
 from ._node import LeafCell, Tracer, Tracked, TrackedArray, TrackedReal
