@@ -25,7 +25,7 @@ from ._node import LeafCell, Tracer, Tracked, TrackedArray, TrackedReal
 from ._trace import TRACE, swapped, watching
 
 _SLOT = object()  # marks where a dynamic input goes back into the arguments
-_AVALS = Cache(4096, "op output shapes")
+_AVALS = Cache(1024, "op output shapes")
 _READERS = Cache(256, "functions that read leaves themselves")
 
 

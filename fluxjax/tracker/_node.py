@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._cache import Cache
 from ._trace import TRACE, note
 
 Tracer = jax.core.Tracer
@@ -242,7 +243,7 @@ def tracked_type(shape):
     return TrackedReal if shape == () else TrackedArray
 
 
-_ZEROS: dict = {}
+_ZEROS = Cache(256, "zero gradients")
 
 
 def _zeros(aval):
