@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._cache import Cache
+from ._compat import Tracer, reject_in_plain_jax
 from ._trace import TRACE, note
 
-Tracer = jax.core.Tracer
 
 _WRONG_API = (
     "a fluxjax tracked value: plain jax.numpy cannot see the tracking. Call the same "
@@ -355,18 +355,8 @@ def is_tracked(x) -> bool:
     return isinstance(x, Tracked)
 
 
-def _register_with_jax():
-    """Plain JAX functions given a tracked value raise a TypeError naming fluxjax.numpy."""
-    try:
-        from jax._src import core as _core
-
-        def reject(x):
-            raise TypeError(f"{type(x).__name__} is {_WRONG_API}")
-
-        for cls in (TrackedArray, TrackedReal):
-            _core.pytype_aval_mappings[cls] = reject
-    except Exception:  # pragma: no cover - newer JAX: the metaclass repr still names us
-        pass
+def _reject(x):
+    raise TypeError(f"{type(x).__name__} is {_WRONG_API}")
 
 
-_register_with_jax()
+reject_in_plain_jax((TrackedArray, TrackedReal), _reject)
