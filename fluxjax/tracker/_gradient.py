@@ -14,8 +14,9 @@ import numpy as np
 from . import _trace
 from ._bridge import run, write_back
 from ._cache import Cache
-from ._lift import apply, track
-from ._node import LeafCell, Tracked
+from ._cell import LeafCell
+from ._lift import track
+from ._node import Tracked, apply
 from ._params import Grads, Params
 
 

@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 
 from ._cache import Cache
-from ._lift import call, sig, value
-from ._node import LeafCell, Tracer, Tracked
+from ._cell import LeafCell, Value
+from ._compat import Tracer
+from ._spec import call, sig, value
 from ._trace import TRACE
 
 _SEEN = Cache(1024, "compiled replays")  # key -> compiled fn, or None when seen once
@@ -46,7 +47,7 @@ def plan(root, full):
             continue
         waiting = False
         for a in n._in:
-            if isinstance(a, Tracked) and id(a) not in index and (full or a._value is None):
+            if isinstance(a, Value) and id(a) not in index and (full or a._value is None):
                 stack.append(a)
                 waiting = True
         if waiting:
@@ -88,7 +89,7 @@ def live_value(x):
     recomputed from the swapped params, so gradients reach them through it)."""
     if type(x) is LeafCell:
         return TRACE.swaps.get(id(x), x).get()
-    if not isinstance(x, Tracked):
+    if not isinstance(x, Value):
         return x
     swaps = TRACE.swaps
     if swaps:
