@@ -28,7 +28,7 @@ from fluxjax import tracker
 from fluxjax.tracker import Cache
 
 from ._optimisers import as_transformation
-from ._update import _step, get_state, put_state
+from ._update import _step, get_state, put_state, settings
 
 FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
 
@@ -99,7 +99,7 @@ _WARNED = Cache(1, "train_ recompile warning given")
 def _loose_key(loss, plist, opt):
     """What stays equal when a loop makes a new but identical loss or optimiser each call."""
     code = getattr(loss, "__code__", None)
-    return (code if code is not None else type(loss), tuple(map(id, plist)), type(opt), repr(opt))
+    return (code if code is not None else type(loss), tuple(map(id, plist)), type(opt))
 
 
 def _warn_recompile(loss, plist, opt):
@@ -132,9 +132,10 @@ class _Entry:
         self.scans: dict = {}
 
     def matches(self, loss, plist, opt):
+        same_opt = self.refs[2] is opt or settings(opt) == settings(self.refs[2]) is not None
         return (
             self.refs[0] is loss
-            and self.refs[2] is opt
+            and same_opt
             and len(self.refs[1]) == len(plist)
             and all(a is b for a, b in zip(self.refs[1], plist))
         )
@@ -142,7 +143,7 @@ class _Entry:
 
 def _compiled_for(loss, plist, opt):
     """The compiled step (and scans) of ``loss`` over ``plist`` with ``opt``, made once."""
-    key = (id(loss), tuple(map(id, plist)), id(opt))
+    key = (id(loss), tuple(map(id, plist)), settings(opt) or id(opt))
     entry = _CACHE.get(key)
     if entry is not None and entry.matches(loss, plist, opt):
         return entry
