@@ -22,7 +22,7 @@ from typing import NamedTuple
 import jax
 
 from ._cell import LeafCell, Value
-from ._trace import keeping_graph, swapped, watching
+from ._trace import keeping_graph, restore, swapped, watching
 
 
 class Run(NamedTuple):
@@ -80,9 +80,7 @@ def run(f, args, leaves, values, grads=None, *, keep_graph=False) -> Run:
             touched = [b for k, b in seen.items() if k not in own]
             written = [b.leaf._cell.get() if b.leaf._cell is not b.cell else None for b in touched]
         finally:
-            for k, b in seen.items():
-                if k not in own:
-                    b.leaf._cell, b.leaf._grad = b.cell, b.grad
+            restore(seen, own)
     return Run(out, new_values, new_grads, [b.leaf for b in touched], written)
 
 

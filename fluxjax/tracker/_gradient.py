@@ -12,12 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _trace
+from ._back import pure_backward
 from ._bridge import run, write_back
 from ._cache import Cache
 from ._cell import LeafCell
 from ._lift import track
 from ._node import Tracked, apply
 from ._params import Grads, Params
+from ._trace import TRACE, restore, watching
 
 
 def swapped(ps, values):
@@ -58,12 +60,46 @@ def gradient(f, *xs):
     """
     if len(xs) == 1 and isinstance(xs[0], Params):
         ps = list(xs[0])
+        recorded = _recorded(f, ps)
+        if recorded is not None:
+            _scalar(recorded)
+            return Grads(zip(ps, _by_param(ps, pure_backward(recorded, _ids(ps))[1])))
         gs = _pure_grad(f, (), ps, [p.data for p in ps], argnums=0)
         return Grads(zip(ps, gs))
     if not xs:
         raise TypeError("gradient(f, *xs) needs arguments, or a Params for a zero-argument f")
     vals = _inputs(xs)
     return tuple(_pure_grad(f, vals, (), (), argnums=tuple(range(1, len(vals) + 1))))
+
+
+def _recorded(f, ps):
+    """``f()`` recorded as a graph of tracked ops, for one cached compiled replay (as
+    ``back_`` does); None, with every leaf ``f`` touched put back, when it is not (inside
+    a transformation, or a value that reads no param): then ``jax.grad`` runs ``f``."""
+    if TRACE.swaps or not ps:
+        return None
+    with watching() as seen:
+        try:
+            y = f()
+        except BaseException:
+            restore(seen)
+            raise
+    if isinstance(y, Tracked) and y._cell is None:
+        return y
+    restore(seen)
+    return None
+
+
+def _ids(ps):
+    return {id(p): p for p in ps}
+
+
+def _by_param(ps, pairs):
+    """One gradient per param of ``ps``: a param's cells summed, zeros where unreached."""
+    out = {}
+    for owner, g in pairs:
+        out[id(owner)] = g if id(owner) not in out else out[id(owner)] + g
+    return [out[id(p)] if id(p) in out else jnp.zeros(p.shape, p.dtype) for p in ps]
 
 
 def _pure_grad(f, args, leaves, values, argnums):
@@ -90,10 +126,18 @@ def forward(f, *xs):
     """
     if len(xs) == 1 and isinstance(xs[0], Params):
         ps = list(xs[0])
+        recorded = _recorded(f, ps)
+        if recorded is not None:
+            return recorded.data, lambda Δ: Grads(zip(ps, _pullback(recorded, ps, Δ)))
         y, pull = _pure_vjp(f, (), ps, [p.data for p in ps])
         return y, lambda Δ: Grads(zip(ps, pull(jnp.asarray(Δ, y.dtype))[0]))
     y, pull = _pure_vjp(f, _inputs(xs), (), ())
     return y, lambda Δ: tuple(pull(jnp.asarray(Δ, y.dtype))[1:])
+
+
+def _pullback(y, ps, Δ):
+    Δ = jnp.broadcast_to(jnp.asarray(Δ, y.dtype), y.shape)
+    return _by_param(ps, pure_backward(y, _ids(ps), Δ)[1])
 
 
 def _pure_vjp(f, args, leaves, values):

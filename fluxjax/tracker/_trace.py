@@ -62,6 +62,13 @@ def watching():
         del watches[next(i for i in range(len(watches) - 1, -1, -1) if watches[i] is seen)]
 
 
+def restore(seen, skip=()):
+    """Put every leaf in ``seen`` (from ``watching()``) back as it was, except ``skip`` ids."""
+    for k, b in seen.items():
+        if k not in skip:
+            b.leaf._cell, b.leaf._grad = b.cell, b.grad
+
+
 @contextlib.contextmanager
 def keeping_graph():
     """Inside the block, ops on tracers record a graph (for ``back_`` in a compiled step)."""
