@@ -62,8 +62,13 @@ def gradient(f, *xs):
         ps = list(xs[0])
         recorded = _recorded(f, ps)
         if recorded is not None:
-            _scalar(recorded)
-            return Grads(zip(ps, _by_param(ps, pure_backward(recorded, _ids(ps))[1])))
+            y, seen = recorded
+            try:
+                _scalar(y)
+                return Grads(zip(ps, _by_param(ps, pure_backward(y, _ids(ps))[1])))
+            except BaseException:
+                restore(seen)
+                raise
         gs = _pure_grad(f, (), ps, [p.data for p in ps], argnums=0)
         return Grads(zip(ps, gs))
     if not xs:
@@ -73,9 +78,10 @@ def gradient(f, *xs):
 
 
 def _recorded(f, ps):
-    """``f()`` recorded as a graph of tracked ops, for one cached compiled replay (as
-    ``back_`` does); None, with every leaf ``f`` touched put back, when it is not (inside
-    a transformation, or a value that reads no param): then ``jax.grad`` runs ``f``."""
+    """``(y, touched)``: ``y = f()`` recorded as a graph of tracked ops, for one cached
+    compiled replay (as ``back_`` does), and the leaves ``f`` touched, to put back if the
+    replay fails. None, with those leaves put back, when ``y`` is not a recorded graph
+    (inside a transformation, or a value that reads no param): then ``jax.grad`` runs ``f``."""
     if TRACE.swaps or not ps:
         return None
     with watching() as seen:
@@ -85,7 +91,7 @@ def _recorded(f, ps):
             restore(seen)
             raise
     if isinstance(y, Tracked) and y._cell is None:
-        return y
+        return y, seen
     restore(seen)
     return None
 
@@ -128,7 +134,8 @@ def forward(f, *xs):
         ps = list(xs[0])
         recorded = _recorded(f, ps)
         if recorded is not None:
-            return recorded.data, lambda Δ: Grads(zip(ps, _pullback(recorded, ps, Δ)))
+            y = recorded[0]
+            return y.data, lambda Δ: Grads(zip(ps, _pullback(y, ps, Δ)))
         y, pull = _pure_vjp(f, (), ps, [p.data for p in ps])
         return y, lambda Δ: Grads(zip(ps, pull(jnp.asarray(Δ, y.dtype))[0]))
     y, pull = _pure_vjp(f, _inputs(xs), (), ())
