@@ -12,7 +12,7 @@ from ._compat import Tracer
 from ._graph import backward_fn, cached, ext_sig, plan
 from ._node import Tracked
 from ._spec import value
-from ._trace import TRACE, note
+from ._trace import TRACE, check, note
 
 
 def back_(y, Δ=None, *, once=True):
@@ -54,6 +54,8 @@ def back_(y, Δ=None, *, once=True):
     y_value, cells, grads = _run_backward(entries, ext, Δ)
     if Δ is None and not isinstance(y_value, Tracer) and not math.isfinite(float(y_value)):
         raise FloatingPointError(f"loss is {float(y_value)}: gradients were not accumulated")
+    if Δ is None and isinstance(y_value, Tracer):  # inside fluxjax.jit: checked after the call
+        check(jnp.isfinite(y_value), "back_: the loss is not finite; nothing was changed")
     if y._value is None and not isinstance(y_value, Tracer):
         y._value = y_value
     seen = set()

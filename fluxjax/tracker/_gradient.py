@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _trace
 from ._back import pure_backward
-from ._bridge import run, write_back
+from ._bridge import raise_failed, run, write_back
 from ._cache import Cache
 from ._cell import LeafCell
 from ._lift import track
@@ -111,14 +111,16 @@ def _by_param(ps, pairs):
 def _pure_grad(f, args, leaves, values, argnums):
     """``jax.grad`` through the bridge: differentiates w.r.t. ``values`` (argnums 0) or
     ``args`` (argnums 1..); what ``f`` assigned to leaves is written back after success."""
-    touched = []
+    touched, messages = [], []
 
     def g(vals, *a):
         r = run(f, a, leaves, vals)
         touched.append(r.touched)
-        return _scalar(r.out), r.written
+        messages[:] = [m for _, m in r.checks]
+        return _scalar(r.out), (r.written, [ok for ok, _ in r.checks])
 
-    gs, written = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
+    gs, (written, oks) = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
+    raise_failed(oks, messages)
     write_back(touched[-1], written)
     return gs
 
@@ -149,14 +151,16 @@ def _pullback(y, ps, Δ):
 
 def _pure_vjp(f, args, leaves, values):
     """``jax.vjp`` through the bridge; assigned leaves are written back when it returns."""
-    touched = []
+    touched, messages = [], []
 
     def g(vals, *a):
         r = run(f, a, leaves, vals)
         touched.append(r.touched)
-        return _plain(r.out), r.written
+        messages[:] = [m for _, m in r.checks]
+        return _plain(r.out), (r.written, [ok for ok, _ in r.checks])
 
-    y, pull, written = jax.vjp(g, list(values), *args, has_aux=True)
+    y, pull, (written, oks) = jax.vjp(g, list(values), *args, has_aux=True)
+    raise_failed(oks, messages)
     write_back(touched[-1], written)
     return y, pull
 
