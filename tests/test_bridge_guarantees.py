@@ -192,3 +192,27 @@ def test_jax_jit_assignment_of_a_tracer_is_refused():
     with pytest.raises(RuntimeError, match="fluxjax.jit"):
         jax.jit(f)(1.0)
     assert float(s.data) == 0.0
+
+
+def test_a_loss_that_raises_while_train_traces_it_changes_nothing():
+    key = jax.random.PRNGKey(5)
+    d, twin = fj.Dense(3, 2, key=key), fj.Dense(3, 2, key=key)
+    opt, opt_twin = fj.ADAM(0.1), fj.ADAM(0.1)
+    n = fj.state(0)
+    fj.train_(lambda: fj.mse(d(x4), y4), d, [()], opt)
+    fj.train_(lambda: fj.mse(twin(x4), y4), twin, [()], opt_twin)
+    fj.back_(fj.mse(d(x4), y4))
+    before = snapshot(fj.params(d))
+
+    def bad():
+        n.data = n.data + 1
+        fj.update_(d.W, jnp.ones_like(d.W.data))
+        raise ArithmeticError("in the loss")
+
+    with pytest.raises(ArithmeticError):
+        fj.train_(bad, d, [()] * 3, opt)
+    assert_same(fj.params(d), before)
+    assert int(n.data) == 0
+    fj.train_(lambda: fj.mse(d(x4), y4), d, [()], opt)  # Adam's moments as before the call
+    fj.train_(lambda: fj.mse(twin(x4), y4), twin, [()], opt_twin)
+    np.testing.assert_allclose(d.W.data, twin.W.data, rtol=1e-6, atol=1e-7)
