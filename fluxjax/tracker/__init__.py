@@ -3,7 +3,8 @@
 from ._back import back_, update_
 from ._bridge import Retrace, Run, assign, grads_of, plain, raise_failed, run, values_of, write_back
 from ._cache import Cache, cache_sizes, clear_caches
-from ._gradient import checkpoint, forward, gradcheck, gradient, hessian, hook, jacobian, swapped
+from ._derivatives import gradcheck, hessian, jacobian
+from ._gradient import checkpoint, forward, gradient, hook, swapped
 from ._leaves import data, grad, is_tracked, param, state
 from ._lift import track
 from ._node import Tracked, TrackedArray, TrackedReal

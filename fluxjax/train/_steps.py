@@ -1,4 +1,4 @@
-"""The two ways ``train_`` runs a step: compiled (``Compiled``) and eager (``Eager``).
+"""The compiled way ``train_`` runs a step (``Compiled``); the eager one is in ``_eager.py``.
 
 ``Compiled`` turns the imperative loss into a pure function through the tracker's bridge
 (``tracker.run``): every param in ``ps`` reads a tracer and is differentiated with
@@ -28,7 +28,7 @@ from fluxjax import tracker
 from fluxjax.tracker import Cache
 
 from ._optimisers import as_transformation
-from ._update import _step, get_state, put_state, settings
+from ._update import get_state, put_state, settings
 
 FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
 
@@ -256,61 +256,3 @@ def _scan_fn(pure, n, b, single, seq):
         return (*carry, ls)
 
     return run
-
-
-class Eager:
-    """Flux's own loop: ``l = loss(*item)`` on the params' concrete values (so the loss
-    may print, call ``float``, branch on values), ``back_(l)`` from zeroed gradients, then
-    the optimiser step of ``update_``."""
-
-    def __init__(self, loss, plist, opt):
-        self.loss, self.plist, self.opt = loss, plist, opt
-        self.nsteps = 0
-
-    def step(self, item):
-        for p in self.plist:
-            p.grad = None  # reads as zeros
-        l = _call(self.loss, item)
-        if np.shape(l) != ():
-            raise ValueError(f"the loss must return a scalar, got shape {np.shape(l)}")
-        if isinstance(l, tracker.Tracked):
-            try:
-                tracker.back_(l)
-            except FloatingPointError:
-                raise nonfinite_error(float(l.data), self.nsteps) from None
-        value = np.asarray(tracker.data(l))
-        if not np.isfinite(value):
-            raise nonfinite_error(float(value), self.nsteps)
-        try:
-            _step(self.opt, self.plist, [p.grad for p in self.plist])
-        except FloatingPointError:
-            raise nonfinite_gradient_error(self.nsteps) from None
-        self.nsteps += 1
-        return value
-
-    def resume(self):
-        pass
-
-    def failure(self):
-        return None
-
-    def sync(self):
-        pass
-
-    def finish(self):
-        pass
-
-
-def nonfinite_gradient_error(i):
-    return FloatingPointError(
-        f"the gradient or the updated params are not finite at step {i} (0-based), although "
-        f"the loss is finite; training stopped and the params keep the values from before "
-        f"that step"
-    )
-
-
-def nonfinite_error(value, i):
-    return FloatingPointError(
-        f"loss is {value} at step {i} (0-based); training stopped and the params keep "
-        f"the values from before that step"
-    )

@@ -23,7 +23,8 @@ from fluxjax import tracker
 
 from ._callbacks import StopTraining, throttle
 from ._data import DataLoader
-from ._steps import Compiled, Eager, nonfinite_error, nonfinite_gradient_error
+from ._eager import Eager, nonfinite_error, nonfinite_gradient_error
+from ._steps import Compiled
 
 __all__ = ["train_"]
 
