@@ -1,4 +1,10 @@
-"""fluxjax.tracker: tracked values and imperative gradients, with JAX doing the calculus."""
+"""fluxjax.tracker: tracked values and imperative gradients, with JAX doing the calculus.
+
+Besides the user's API, a small seam for the compiled paths (``train_``, ``fluxjax.jit``):
+``run`` (the bridge from imperative code over leaves to a pure function of arrays),
+``Retrace``, ``check``/``raise_failed``, ``values_of``/``grads_of``/``assign``/``write_back``,
+and ``Cache``. Nothing outside the tracker touches a leaf's cell or ``_grad``.
+"""
 
 from ._back import back_, update_
 from ._bridge import Retrace, Run, assign, grads_of, plain, raise_failed, run, values_of, write_back
@@ -12,38 +18,11 @@ from ._params import Grads, Params
 from ._trace import check
 
 __all__ = [
-    "Cache",
-    "cache_sizes",
-    "clear_caches",
-    "Retrace",
-    "Run",
-    "assign",
-    "grads_of",
-    "plain",
-    "raise_failed",
-    "check",
-    "run",
-    "values_of",
-    "write_back",
-    "Grads",
-    "Params",
-    "Tracked",
-    "TrackedArray",
-    "TrackedReal",
-    "back_",
-    "checkpoint",
-    "data",
-    "forward",
-    "grad",
-    "gradcheck",
-    "gradient",
-    "hessian",
-    "hook",
-    "is_tracked",
-    "jacobian",
-    "param",
-    "state",
-    "swapped",
-    "track",
-    "update_",
-]
+    # tracked values and their gradients (the user's API)
+    "Grads", "Params", "Tracked", "TrackedArray", "TrackedReal", "back_", "checkpoint", "data",
+    "forward", "grad", "gradcheck", "gradient", "hessian", "hook", "is_tracked", "jacobian",
+    "param", "state", "swapped", "track", "update_", "clear_caches",
+    # the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md
+    "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
+    "raise_failed", "run", "values_of", "write_back",
+]  # fmt: skip
