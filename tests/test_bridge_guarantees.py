@@ -216,3 +216,18 @@ def test_a_loss_that_raises_while_train_traces_it_changes_nothing():
     fj.train_(lambda: fj.mse(d(x4), y4), d, [()], opt)  # Adam's moments as before the call
     fj.train_(lambda: fj.mse(twin(x4), y4), twin, [()], opt_twin)
     np.testing.assert_allclose(d.W.data, twin.W.data, rtol=1e-6, atol=1e-7)
+
+
+def test_a_compiled_loss_that_assigns_its_params_is_refused():
+    d = fj.Dense(3, 2)
+    before = snapshot(fj.params(d))
+
+    def loss():
+        d.W.data = jnp.clip(d.W.data, -0.1, 0.1)  # would be lost in a compiled step
+        return fj.mse(d(x4), y4)
+
+    with pytest.raises(ValueError, match="jit=False"):
+        fj.train_(loss, d, [()], fj.Descent(0.1))
+    assert_same(fj.params(d), before)
+    fj.train_(loss, d, [()], fj.Descent(0.1), jit=False)  # the eager loop does it
+    assert not np.allclose(np.asarray(d.W.data), before[0][0])

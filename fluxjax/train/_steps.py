@@ -52,6 +52,12 @@ def _pure_step(loss, plist, extras, tx):
         r = tracker.run(_call, (loss, batch), plist + extras, list(arrays) + list(extra_values))
         if r.touched:
             raise tracker.Retrace(r.touched)
+        if any(new is not old for new, old in zip(r.values[:n], arrays)):
+            raise ValueError(
+                "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
+                "train_ compiles the loss as a pure function, so that change would be lost. "
+                "Do it in a callback (cb=...) or pass jit=False"
+            )
         if jnp.ndim(r.out) != 0:
             raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(r.out)}")
         return r.out, r.values[n:]
