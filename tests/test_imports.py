@@ -117,3 +117,13 @@ def test_no_import_cycles_between_modules():
     found = cycles(graph())
     report = "\n".join(" <-> ".join(c) for c in found)
     assert not found, f"import cycles in the package:\n{report}"
+
+
+def test_the_package_imports_one_way_tracker_then_layers_then_train():
+    """tracker <- layers <- train: a lower layer never imports a higher one."""
+    order = ["fluxjax.tracker", "fluxjax.layers", "fluxjax.train"]
+    for module, deps in graph().items():
+        for level, prefix in enumerate(order):
+            if module == prefix or module.startswith(prefix + "."):
+                above = [d for d in deps if any(d.startswith(p) for p in order[level + 1 :])]
+                assert not above, f"{module} imports {above}, above it"

@@ -31,6 +31,7 @@ import sys
 
 import jax.numpy as jnp
 
+from ._compat import JAX_OPERATORS_MODULE, reject_in_plain_jax
 from ._lift import track
 
 _FIX = (
@@ -39,7 +40,6 @@ _FIX = (
     "(e.g. fluxjax.track(optax.l2_loss)(ŷ, y)), or pass data(x) to drop the tracking "
     "on purpose."
 )
-_JAX_OPERATORS = "jax._src.numpy.array_methods"  # where jax.Array's operators live
 _JNP_MODULES = {"numpy": jnp, "numpy.linalg": jnp.linalg}
 
 
@@ -123,7 +123,7 @@ def jax_array(self):
     check; a tracked value is never converted silently, so it raises. A JAX array's own
     operator (``jax_array @ W``) gets ``self`` back, which it does not accept, so Python
     calls our reflected operator and the result stays tracked."""
-    if sys._getframe(1).f_globals.get("__name__") == _JAX_OPERATORS:
+    if sys._getframe(1).f_globals.get("__name__") == JAX_OPERATORS_MODULE:
         return self
     raise _plain_jax_error(self)
 
@@ -131,21 +131,11 @@ def jax_array(self):
 def _register_with_jax(classes) -> bool:
     """Make ``jax.jit``-wrapped functions (most of ``jax.numpy``, ``jax.nn``) and ``jax.lax``
     primitives reject tracked values with our error. True if JAX had every hook."""
-    try:
-        from jax._src import core as _core
-        from jax._src import dtypes as _dtypes
-        from jax._src import tree_util as _tree_util
-    except ImportError:  # pragma: no cover - another JAX layout: __jax_array__ still works
-        return False
 
     def reject(x):
         raise _plain_jax_error(x)
 
-    for cls in classes:
-        _core.pytype_aval_mappings[cls] = reject
-        _dtypes.canonicalize_value_handlers[cls] = reject
-        _tree_util.tracing_registry.register_node(cls, reject, lambda aux, children: None)
-    return True
+    return reject_in_plain_jax(classes, reject)
 
 
 # -- PyTorch habits ---------------------------------------------------------------------
