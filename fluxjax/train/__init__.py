@@ -5,6 +5,8 @@ from ._data import DataLoader, onecold, onehot, onehotbatch
 from ._losses import (
     binarycrossentropy,
     crossentropy,
+    hinge,
+    kldivergence,
     logitbinarycrossentropy,
     logitcrossentropy,
     mse,
@@ -35,6 +37,8 @@ __all__ = [
     "logitcrossentropy",
     "binarycrossentropy",
     "logitbinarycrossentropy",
+    "kldivergence",
+    "hinge",
     "Descent",
     "Momentum",
     "Nesterov",

@@ -1,0 +1,160 @@
+"""``Recur``: a recurrent cell made stateful; ``RNN``, ``LSTM``, ``GRU``; ``reset_``.
+
+The hidden state lives in ``state`` leaves (``state``: one per array of the cell's
+state; ``fresh``: 1 after ``reset_``), so compiled steps thread it like any other state.
+A step starts from ``where(fresh, cell's initial state, state)``: right after ``reset_``
+the trainable initial state is used and receives gradients, as in Flux v0.9. Within one
+evaluation (one eager run, one ``gradient``, one compiled step) successive calls carry
+the tracked state itself, so gradients flow back through the whole sequence.
+
+A compiled step can only write back a state of the shape it was given: when a trace
+meets a batch whose state shape differs from the stored one (typically the first
+compiled step after ``reset_``, whose stored state is the unbatched initial one), the
+sequence inside the step is exact but the stored state is left as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ..tracker import data, track
+from ._activations import tanh
+from ._recurrent import GRUCell, LSTMCell, RNNCell
+from ._stateful import state, walk, write
+from ._treelike import register
+
+_where = track(lambda fresh, init, s: jnp.where(fresh > 0, init, s))
+_stack = track(lambda ys: jnp.stack(ys, axis=1))
+
+
+def _as_tuple(h):
+    return h if isinstance(h, tuple) else (h,)
+
+
+def _like(h, values):
+    return tuple(values) if isinstance(h, tuple) else values[0]
+
+
+@dataclass(eq=False, repr=False, init=False)
+class Recur:
+    """Recur(cell)
+
+    Runs ``cell`` step by step, keeping its state between calls: ``m(x)`` does
+    ``h, y = cell(h, x)`` and returns ``y``. ``x`` is one step (``(in,)`` or a batch
+    ``(n, in)``), a list of steps (gives the list of outputs, Flux style) or an array
+    ``(n, time, in)`` (gives ``(n, time, out)``). ``reset_`` goes back to the cell's
+    initial state. Fields ``cell``, ``state``, ``fresh``.
+
+    >>> import jax.numpy as jnp
+    >>> m = Recur(RNNCell(3, 2))
+    >>> m(jnp.ones((4, 5, 3))).shape, len(m([jnp.ones(3)] * 5))
+    ((4, 5, 2), 5)
+    """
+
+    cell: Any
+    state: Any
+    fresh: Any
+
+    def __init__(self, cell):
+        self.cell = cell
+        init = _as_tuple(cell.hidden())
+        self.state = _like(cell.hidden(), [state(jnp.asarray(data(h))) for h in init])
+        self.fresh = state(jnp.ones((), jnp.int32))
+
+    @property
+    def init(self):
+        return self.cell.hidden()
+
+    def __call__(self, x):
+        if isinstance(x, list):
+            return [self._step(xt) for xt in x]
+        if hasattr(x, "shape") and len(x.shape) == 3:
+            return _stack([self._step(x[:, t]) for t in range(x.shape[1])])
+        return self._step(x)
+
+    def _step(self, x):
+        h, y = self.cell(self._current(), x)
+        self._remember(h)
+        return y
+
+    def _current(self):
+        live = self.__dict__.get("_live")
+        if live is not None and data(self.fresh) is live[1]:
+            return live[0]
+        init, held = _as_tuple(self.cell.hidden()), _as_tuple(self.state)
+        return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
+
+    def _remember(self, h):
+        values = [data(v) for v in _as_tuple(h)]
+        held = _as_tuple(self.state)
+        if all(v.shape == s.shape for v, s in zip(values, held)):
+            write(self, "state", _like(self.state, values))
+            write(self, "fresh", jnp.zeros((), jnp.int32))
+        elif not any(isinstance(v, jax.core.Tracer) for v in values):  # eager: new shape
+            object.__setattr__(self, "state", _like(self.state, [state(v) for v in values]))
+            write(self, "fresh", jnp.zeros((), jnp.int32))
+        object.__setattr__(self, "_live", (h, data(self.fresh)))
+
+    def reset_(self):
+        """Back to the cell's initial state (its params ``h``, ``c``)."""
+        init = _as_tuple(self.cell.hidden())
+        held = _as_tuple(self.state)
+        values = [jnp.broadcast_to(data(i), s.shape) for i, s in zip(init, held)]
+        write(self, "state", _like(self.state, values))
+        write(self, "fresh", jnp.ones((), jnp.int32))
+        self.__dict__.pop("_live", None)
+
+    def __repr__(self):
+        return f"Recur({self.cell!r})"
+
+
+def reset_(model):
+    """reset_(m) -> m
+
+    Flux's ``reset!``: every ``Recur`` inside ``m`` goes back to its cell's initial state.
+
+    >>> import jax.numpy as jnp
+    >>> m = RNN(2, 2)
+    >>> y1 = m(jnp.ones(2)); y2 = m(jnp.ones(2))
+    >>> bool((reset_(m)(jnp.ones(2)) == y1).all())
+    True
+    """
+    for x in walk(model):
+        if isinstance(x, Recur):
+            x.reset_()
+    return model
+
+
+def RNN(n_in, n_out, σ=tanh, **kwargs) -> Recur:
+    """RNN(in, out, σ=tanh; init, key) = Recur(RNNCell(in, out, σ)).
+
+    >>> RNN(3, 2)
+    Recur(RNNCell(3, 2))
+    """
+    return Recur(RNNCell(n_in, n_out, σ, **kwargs))
+
+
+def LSTM(n_in, n_out, **kwargs) -> Recur:
+    """LSTM(in, out; init, key) = Recur(LSTMCell(in, out)).
+
+    >>> import jax.numpy as jnp
+    >>> LSTM(3, 2)(jnp.ones((4, 3))).shape
+    (4, 2)
+    """
+    return Recur(LSTMCell(n_in, n_out, **kwargs))
+
+
+def GRU(n_in, n_out, **kwargs) -> Recur:
+    """GRU(in, out; init, key) = Recur(GRUCell(in, out)).
+
+    >>> GRU(3, 2)
+    Recur(GRUCell(3, 2))
+    """
+    return Recur(GRUCell(n_in, n_out, **kwargs))
+
+
+register(Recur)
