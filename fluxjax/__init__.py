@@ -113,6 +113,7 @@ from .train import (
     Momentum,
     Nesterov,
     Optimiser,
+    OptState,
     RMSProp,
     WeightDecay,
     binarycrossentropy,
@@ -125,9 +126,11 @@ from .train import (
     onecold,
     onehot,
     onehotbatch,
+    setup,
     stop,
     throttle,
     train_,
+    withgradient,
     update_,  # update_(x, Δ) as in the tracker, plus update_(opt, x, Δ) / update_(opt, ps, gs)
 )
 
@@ -154,6 +157,7 @@ __all__ = [
     "WeightDecay", "binarycrossentropy", "crossentropy", "hinge", "kldivergence",
     "logitbinarycrossentropy",
     "logitcrossentropy", "mse", "onecold", "onehot", "onehotbatch", "stop", "throttle", "train_",
+    "OptState", "setup", "withgradient",
     # files
     "load", "save",
 ]  # fmt: skip

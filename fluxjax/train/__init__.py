@@ -2,6 +2,7 @@
 
 from ._callbacks import stop, throttle
 from ._data import DataLoader, onecold, onehot, onehotbatch
+from ._explicit import OptState, setup, withgradient
 from ._losses import (
     binarycrossentropy,
     crossentropy,
@@ -62,4 +63,7 @@ __all__ = [
     "onehotbatch",
     "onecold",
     "DataLoader",
+    "OptState",
+    "setup",
+    "withgradient",
 ]

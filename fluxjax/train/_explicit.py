@@ -1,0 +1,129 @@
+"""Modern Flux's explicit style on the same models: ``withgradient``, ``setup``, and the
+behaviour behind ``update_(state, model, grads)`` and ``train_(loss, model, data, state)``.
+
+Gradients come shaped like the model (as ``gradient(f, model)``); ``setup(opt, model)``
+gives an ``OptState``, a handle on ``opt``'s state for the model's params, the same state
+that ``update_(opt, params(model), gs)`` and ``train_(..., model, ..., opt)`` use. So the
+two styles mix freely on one model.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from fluxjax import tracker
+from fluxjax.layers import params
+from fluxjax.layers._treelike import items
+
+from . import _update
+
+__all__ = ["OptState", "setup", "withgradient"]
+
+
+def withgradient(f, model, *args):
+    """withgradient(f, model, *args) -> (value, grads)
+
+    The value of ``f(model, *args)`` (a scalar) and its gradient with respect to
+    ``model``, shaped like the model (one evaluation of ``f``).
+
+    >>> import jax.numpy as jnp
+    >>> from fluxjax.layers import Dense
+    >>> d = Dense(jnp.ones((1, 2)), jnp.zeros(1))
+    >>> v, g = withgradient(lambda m, x: m(x).sum(), d, jnp.array([3.0, 4.0]))
+    >>> float(v), g.W.data.tolist()
+    (7.0, [[3.0, 4.0]])
+    """
+    y, back = tracker.forward(lambda m: f(m, *args), model)
+    if jnp.shape(y) != ():
+        raise ValueError(f"withgradient needs f to return a scalar, got shape {jnp.shape(y)}")
+    return y, back(jnp.ones((), y.dtype))[0]
+
+
+class OptState:
+    """The optimiser state of one model, made by ``setup(opt, model)``.
+
+    Fields ``opt`` and ``params`` (the model's params, in ``params(model)`` order);
+    ``state`` reads the current optax state.
+    """
+
+    def __init__(self, opt, model):
+        self.opt, self.model = opt, model
+        self.params = list(params(model))
+
+    @property
+    def state(self):
+        arrays = [p.data for p in self.params]
+        return _update.get_state(self.opt, self.params, arrays)
+
+    def explicit_update_(self, model, grads):
+        """``update_(state, model, grads)``: one step of ``opt`` on ``model``'s params."""
+        self._check(model)
+        _update.update_(self.opt, self.params, _aligned(model, grads, self.params))
+        return model
+
+    def explicit_train_(self, train, loss, model, data, **kwargs):
+        """``train_(loss, model, data, state)``: ``train`` over ``loss(model, *item)``."""
+        self._check(model)
+        return train(lambda *item: loss(model, *item), self.params, data, self.opt, **kwargs)
+
+    def _check(self, model):
+        if model is not self.model:
+            raise ValueError(
+                "this optimiser state was made by setup(opt, model) for another model; "
+                "call setup(opt, model) for this one"
+            )
+
+    def __repr__(self):
+        return f"OptState({self.opt!r}, {len(self.params)} params)"
+
+
+def setup(opt, model) -> OptState:
+    """setup(opt, model) -> OptState
+
+    A fresh optimiser state for ``model``'s params (modern Flux's ``Flux.setup``), for
+    ``update_(state, model, grads)`` and ``train_(loss, model, data, state)``.
+
+    >>> import jax.numpy as jnp
+    >>> from fluxjax.layers import Dense
+    >>> from fluxjax.train import Descent, update_
+    >>> d = Dense(jnp.ones((1, 2)), jnp.zeros(1))
+    >>> s = setup(Descent(0.5), d)
+    >>> _, g = withgradient(lambda m: m(jnp.array([1.0, 1.0])).sum(), d)
+    >>> update_(s, d, g).W.data.tolist()
+    [[0.5, 0.5]]
+    """
+    s = OptState(opt, model)
+    arrays = [p.data for p in s.params]
+    _update.put_state(opt, s.params, _update._book(opt).tx.init(arrays))
+    return s
+
+
+def _aligned(model, grads, plist) -> list:
+    """The gradient of each param of ``plist``, read at its place(s) in ``grads``."""
+    acc: dict = {}
+    _collect(model, grads, acc, set())
+    return [acc.get(id(p)) for p in plist]
+
+
+def _collect(m, g, acc, above):
+    """Adds the gradients found in ``g`` for the params of ``m`` into ``acc``; a sub-model
+    used twice is visited twice (each use has its own part of the gradient)."""
+    if g is None or id(m) in above:  # ``above``: the path from the root, against cycles
+        return
+    if isinstance(m, tracker.Tracked):
+        if m.is_leaf and getattr(m, "trainable", True):
+            v = tracker.data(g)
+            acc[id(m)] = v if id(m) not in acc else acc[id(m)] + v  # shared: summed
+        return
+    above.add(id(m))
+    pairs = items(m)
+    if pairs is not None:
+        for name, v in pairs:
+            _collect(v, getattr(g, name, None), acc, above)
+    elif isinstance(m, (list, tuple)) and isinstance(g, (list, tuple)):
+        for v, gv in zip(m, g):
+            _collect(v, gv, acc, above)
+    elif isinstance(m, dict) and isinstance(g, dict):
+        for k, v in m.items():
+            _collect(v, g.get(k), acc, above)
+    above.discard(id(m))
