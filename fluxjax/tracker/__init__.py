@@ -1,15 +1,28 @@
 """fluxjax.tracker: tracked values and imperative gradients, with JAX doing the calculus."""
 
 from ._back import back_, update_
+from ._bridge import Retrace, Run, assign, grads_of, plain, run, values_of, write_back
+from ._cache import Cache, cache_sizes, clear_caches
 from ._gradient import checkpoint, forward, gradcheck, gradient, hessian, hook, jacobian, swapped
 from ._lift import track
-from ._node import Tracked, TrackedArray, TrackedReal, data, grad, is_tracked, param
+from ._node import Tracked, TrackedArray, TrackedReal, data, grad, is_tracked, param, state
 from ._ops import install as _install_ops
 from ._params import Grads, Params
 
 _install_ops()
 
 __all__ = [
+    "Cache",
+    "cache_sizes",
+    "clear_caches",
+    "Retrace",
+    "Run",
+    "assign",
+    "grads_of",
+    "plain",
+    "run",
+    "values_of",
+    "write_back",
     "Grads",
     "Params",
     "Tracked",
@@ -27,6 +40,7 @@ __all__ = [
     "is_tracked",
     "jacobian",
     "param",
+    "state",
     "swapped",
     "track",
     "update_",

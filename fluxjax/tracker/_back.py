@@ -9,7 +9,8 @@ import numpy as np
 
 from ._graph import backward_fn, cached, ext_sig, plan
 from ._lift import value
-from ._node import WATCH, LeafCell, Tracer, Tracked, _as_float_array, watch
+from ._node import LeafCell, Tracer, Tracked, _as_float_array, _numeric
+from ._trace import TRACE, note
 
 
 def back_(y, Δ=None, *, once=True):
@@ -34,8 +35,12 @@ def back_(y, Δ=None, *, once=True):
         )
     if Δ is not None and jnp.shape(Δ) != y.shape:
         raise ValueError(f"Δ has shape {jnp.shape(Δ)}, but the value has shape {y.shape}")
-    if y._cell is not None:  # backpropagating into a param itself
+    if y._cell is not None:  # backpropagating into a leaf itself
         owner = y._cell.owner
+        if not owner.trainable:
+            raise TypeError("back_ of a state leaf: it is not trainable and has no gradient")
+        if TRACE.watches:
+            note(owner)
         owner._grad = owner.grad + (1 if Δ is None else _as_float_array(Δ))
         return None
     nodes, entries, ext = plan(y, full=True)
@@ -47,11 +52,13 @@ def back_(y, Δ=None, *, once=True):
     y_value, cells, grads = _run_backward(entries, ext, Δ)
     if Δ is None and not isinstance(y_value, Tracer) and not math.isfinite(float(y_value)):
         raise FloatingPointError(f"loss is {float(y_value)}: gradients were not accumulated")
-    if y._value is None:
+    if y._value is None and not isinstance(y_value, Tracer):
         y._value = y_value
     seen = set()
     for cell, g in zip(cells, grads):
         owner = cell.owner
+        if TRACE.watches:
+            note(owner)
         owner._grad = g if id(owner) not in seen else owner._grad + g
         seen.add(id(owner))
     if once:
@@ -61,12 +68,9 @@ def back_(y, Δ=None, *, once=True):
 
 
 def _run_backward(entries, ext, Δ):
-    kinds = tuple(type(x) is LeafCell for x in ext)
-    cells = [x for x in ext if type(x) is LeafCell]
-    if WATCH:
-        for c in cells:
-            watch(c.owner, c.value)
-    consts = [value(x) for x in ext if type(x) is not LeafCell]
+    kinds = tuple(type(x) is LeafCell and not x.owner._state for x in ext)
+    cells = [x for x, k in zip(ext, kinds) if k]
+    consts = [value(x) for x, k in zip(ext, kinds) if not k]
     owners = set()
     acc = []
     for c in cells:
@@ -84,7 +88,8 @@ def _run_backward(entries, ext, Δ):
     fn = cached(key, lambda: backward_fn(entries, kinds, acc, seeded, pend))
     y, grads, news = fn(ins, consts, olds, dy)
     for c, v in zip((c for c, p in zip(cells, pend) if p), news):
-        c.value, c.pending = v, None
+        if not isinstance(v, Tracer):  # inside a trace the cell keeps its pending form
+            c.value, c.pending = v, None
     return y, cells, grads
 
 
@@ -107,17 +112,22 @@ def update_(x, Δ):
     if not isinstance(x, Tracked) or x._cell is None:
         raise TypeError(f"update_ needs a param (made by param), got {type(x).__name__}")
     step = Δ.data if isinstance(Δ, Tracked) else Δ
-    if isinstance(step, np.ndarray):
-        step = step.copy()  # a NumPy array may change after this call; the param must not
     cell = x._cell
+    if x._state:
+        raise TypeError("update_ needs a param; a state leaf is written with s.data = value")
+    step = _numeric(step, "update_'s Δ")
+    if isinstance(step, np.ndarray | np.generic):
+        step = jnp.asarray(step)
+    try:
+        ok = jnp.broadcast_shapes(cell.aval[0], step.shape) == cell.aval[0]
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"update_ of a param of shape {cell.aval[0]} by Δ of shape {step.shape}")
     if cell.value is None:  # two updates in a row: settle the first, keep chains short
         cell.get()
-    if WATCH:
-        watch(x, cell.value)
-    if not hasattr(step, "shape") or not hasattr(step, "dtype"):
-        step = jnp.asarray(step)
-    if jnp.broadcast_shapes(cell.aval[0], step.shape) != cell.aval[0]:
-        raise ValueError(f"update_ of a param of shape {cell.aval[0]} by Δ of shape {step.shape}")
+    if TRACE.watches:
+        note(x)
     if isinstance(step, Tracer) or isinstance(cell.value, Tracer):
         x._cell = LeafCell((cell.get() + step).astype(cell.aval[1]), x)
     else:  # deferred: the next compiled replay (or the first read) adds it

@@ -7,36 +7,23 @@ JAX tracer compute at once, so the function's tracked operations flow through
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _trace
+from ._bridge import run, write_back
 from ._lift import track
-from ._node import SWAPS, LeafCell, Tracked
+from ._node import LeafCell, Tracked
 from ._params import Grads, Params
 
 
-@contextlib.contextmanager
 def swapped(ps, values):
-    """Inside the block each param ``ps[i]`` reads ``values[i]``; restored afterwards."""
-    ps = list(ps)
-    saved = [p._cell for p in ps]
-    before = {id(c): SWAPS.get(id(c)) for c in saved}
-    try:
-        for p, old, v in zip(ps, saved, values):
-            p._cell = SWAPS[id(old)] = LeafCell(v, p)
-        yield
-    finally:
-        for p, c in zip(ps, saved):
-            p._cell = c
-        for k, c in before.items():
-            if c is None:
-                SWAPS.pop(k, None)
-            else:
-                SWAPS[k] = c
+    """Inside the block each param ``ps[i]`` reads ``values[i]``; restored afterwards
+    (values and ``.grad``), also on error."""
+    return _trace.swapped(ps, values, lambda v, p, old: LeafCell(v, p))
 
 
 def _scalar(out, what="gradient"):
@@ -71,17 +58,27 @@ def gradient(f, *xs):
     """
     if len(xs) == 1 and isinstance(xs[0], Params):
         ps = list(xs[0])
-
-        def g(vals):
-            with swapped(ps, vals):
-                return _scalar(f())
-
-        return Grads(zip(ps, jax.grad(g)([p.data for p in ps])))
+        gs = _pure_grad(f, (), ps, [p.data for p in ps], argnums=0)
+        return Grads(zip(ps, gs))
     if not xs:
         raise TypeError("gradient(f, *xs) needs arguments, or a Params for a zero-argument f")
     vals = _inputs(xs)
-    gs = jax.grad(lambda *v: _scalar(f(*v)), argnums=tuple(range(len(vals))))(*vals)
-    return tuple(gs)
+    return tuple(_pure_grad(f, vals, (), (), argnums=tuple(range(1, len(vals) + 1))))
+
+
+def _pure_grad(f, args, leaves, values, argnums):
+    """``jax.grad`` through the bridge: differentiates w.r.t. ``values`` (argnums 0) or
+    ``args`` (argnums 1..); what ``f`` assigned to leaves is written back after success."""
+    touched = []
+
+    def g(vals, *a):
+        r = run(f, a, leaves, vals)
+        touched.append(r.touched)
+        return _scalar(r.out), r.written
+
+    gs, written = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
+    write_back(touched[-1], written)
+    return gs
 
 
 def forward(f, *xs):
@@ -93,16 +90,24 @@ def forward(f, *xs):
     """
     if len(xs) == 1 and isinstance(xs[0], Params):
         ps = list(xs[0])
-
-        def g(vals):
-            with swapped(ps, vals):
-                return _plain(f())
-
-        y, pull = jax.vjp(g, [p.data for p in ps])
+        y, pull = _pure_vjp(f, (), ps, [p.data for p in ps])
         return y, lambda Δ: Grads(zip(ps, pull(jnp.asarray(Δ, y.dtype))[0]))
-    vals = _inputs(xs)
-    y, pull = jax.vjp(lambda *v: _plain(f(*v)), *vals)
-    return y, lambda Δ: tuple(pull(jnp.asarray(Δ, y.dtype)))
+    y, pull = _pure_vjp(f, _inputs(xs), (), ())
+    return y, lambda Δ: tuple(pull(jnp.asarray(Δ, y.dtype))[1:])
+
+
+def _pure_vjp(f, args, leaves, values):
+    """``jax.vjp`` through the bridge; assigned leaves are written back when it returns."""
+    touched = []
+
+    def g(vals, *a):
+        r = run(f, a, leaves, vals)
+        touched.append(r.touched)
+        return _plain(r.out), r.written
+
+    y, pull, written = jax.vjp(g, list(values), *args, has_aux=True)
+    write_back(touched[-1], written)
+    return y, pull
 
 
 def jacobian(f, x):

@@ -18,9 +18,9 @@ from collections import OrderedDict
 import jax
 import jax.numpy as jnp
 
-from . import _node
 from ._lift import call, sig, value
-from ._node import LeafCell, Tracked
+from ._node import LeafCell, Tracer, Tracked
+from ._trace import TRACE
 
 MAX_CACHED = 1024
 _SEEN: OrderedDict = OrderedDict()  # key -> compiled fn, or None when seen once
@@ -79,19 +79,22 @@ def replay(entries, ext_values):
 
 def ext_sig(x):
     s = sig(x)
-    return ("cell",) + s if type(x) is LeafCell else s
+    if type(x) is LeafCell:
+        return (("state",) if x.owner._state else ("cell",)) + s
+    return s
 
 
 def live_value(x):
     """``x``'s value, with params read as swapped now (a value recorded before a swap is
     recomputed from the swapped params, so gradients reach them through it)."""
     if type(x) is LeafCell:
-        return _node.SWAPS.get(id(x), x).get()
+        return TRACE.swaps.get(id(x), x).get()
     if not isinstance(x, Tracked):
         return x
-    if _node.SWAPS:
+    swaps = TRACE.swaps
+    if swaps:
         nodes, entries, ext = plan(x, full=True)
-        if any(type(e) is LeafCell and id(e) in _node.SWAPS for e in ext):
+        if any(type(e) is LeafCell and id(e) in swaps for e in ext):
             return replay(entries, [live_value(e) for e in ext])[-1]
     return value(x)
 
@@ -175,11 +178,13 @@ def evaluate(root):
     nodes, entries, ext = plan(root, full=False)
     values = [value(x) for x in ext]
     if len(nodes) == 1:
-        root._value = call(root._op, [values[-1 - r] for r in entries[0][1]])
-        return
-    key = ("fwd", tuple(entries), tuple(ext_sig(x) for x in ext))
-    fn = cached(key, lambda: lambda vals: replay(entries, vals)[-1])
-    root._value = fn(values)
+        v = call(root._op, [values[-1 - r] for r in entries[0][1]])
+    else:
+        key = ("fwd", tuple(entries), tuple(ext_sig(x) for x in ext))
+        v = cached(key, lambda: lambda vals: replay(entries, vals)[-1])(values)
+    if not isinstance(v, Tracer):  # read inside a trace: the tracer must not outlive it
+        root._value = v
+    return v
 
 
 def backward_fn(entries, kinds, acc, seeded, pend=()):

@@ -19,8 +19,8 @@ import functools
 import jax
 import numpy as np
 
-from . import _node
 from ._node import LeafCell, Tracer, Tracked, TrackedArray, TrackedReal
+from ._trace import TRACE
 
 _SLOT = object()  # marks where a dynamic input goes back into the arguments
 _AVALS: dict = {}
@@ -189,7 +189,7 @@ def apply(fn, args, kwargs):
     if cells:
         op = op + (_closure_key(cells),)
     aval, kind = _out_aval(op, dyn)
-    if _node.SWAPS or _any_tracer(dyn):
+    if TRACE.swaps or _any_tracer(dyn):
         return _eager(op, tuple(dyn), aval, kind)
     if kind == _SINGLE:
         return (TrackedReal if aval[0] == () else TrackedArray)._node(op, tuple(dyn), aval)
@@ -210,7 +210,7 @@ def _eager(op, dyn, aval, kind):
     from ._graph import live_value
 
     out = call(op, [live_value(x) for x in dyn])
-    if not _node.KEEP_GRAPH or kind == _NONFLOAT:  # plain JAX, unless fluxjax.jit needs a graph
+    if not TRACE.keep_graph or kind == _NONFLOAT:  # plain JAX, unless fluxjax.jit needs a graph
         return out
     if kind == _MULTI:
         return _multi(op, dyn, aval, out)

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._trace import TRACE, note
+
 Tracer = jax.core.Tracer
 
 _WRONG_API = (
@@ -30,20 +32,10 @@ class _TrackedMeta(type):
         return f"<class 'fluxjax.{cls.__name__}'> (tracked: use fluxjax.numpy, not jax.numpy)"
 
 
-SWAPS: dict = {}
-"""While params are swapped for tracers: id(the cell a param had) -> the cell it reads now."""
-
-KEEP_GRAPH: list = []
-"""Non-empty while ``fluxjax.jit`` traces: ops on tracers still record a graph for ``back_``."""
-
-WATCH: list = []
-"""While ``fluxjax.jit`` traces: a dict of every param read as a constant, with its state
-(cell, grad) before the trace touched it, so an abandoned trace can put it back."""
-
-
 def watch(owner, value):
-    if WATCH and not isinstance(value, Tracer):
-        WATCH[-1].setdefault(id(owner), (owner, owner._cell, owner._grad))
+    """Note a read of ``owner`` for the open ``watching()`` blocks, if ``value`` is concrete."""
+    if TRACE.watches and not isinstance(value, Tracer):
+        note(owner)
 
 
 class LeafCell:
@@ -64,29 +56,41 @@ class LeafCell:
     def get(self):
         """The concrete value, computing a pending update now."""
         v = self.value
-        if WATCH:
+        if TRACE.watches:
             watch(self.owner, v)
         if v is None:
             old, step = self.pending
-            v = self.value = (old.get() + step).astype(self.aval[1])
-            self.pending = None
+            v = (old.get() + step).astype(self.aval[1])
+            if not isinstance(v, Tracer):  # settled inside a trace: never keep the tracer
+                self.value, self.pending = v, None
         return v
 
 
 class Tracked(metaclass=_TrackedMeta):
     """Base of ``TrackedArray`` and ``TrackedReal``: a value that records how it was made."""
 
-    __slots__ = ("_op", "_in", "_value", "_aval", "_cell", "_grad", "_done", "__weakref__")
+    __slots__ = (
+        "_op",
+        "_in",
+        "_value",
+        "_aval",
+        "_cell",
+        "_grad",
+        "_done",
+        "_state",
+        "__weakref__",
+    )
     __array_ufunc__ = None  # NumPy defers to our reflected operators
     __hash__ = object.__hash__  # identity: Params and Grads key on it
 
     # -- construction ---------------------------------------------------------------
     @classmethod
-    def _leaf(cls, value):
+    def _leaf(cls, value, state=False):
         t = object.__new__(cls)
         t._op = t._in = t._grad = None
         t._value = None
         t._done = False
+        t._state = state
         t._cell = LeafCell(value, t)
         t._aval = t._cell.aval
         return t
@@ -96,14 +100,19 @@ class Tracked(metaclass=_TrackedMeta):
         t = object.__new__(cls)
         t._op, t._in, t._aval, t._value = op, inputs, aval, value
         t._cell = t._grad = None
-        t._done = False
+        t._done = t._state = False
         return t
 
     # -- reading --------------------------------------------------------------------
     @property
     def is_leaf(self) -> bool:
-        """True for a param made by ``param``; False for the result of an operation."""
+        """True for a leaf made by ``param`` or ``state``; False for an operation's result."""
         return self._cell is not None
+
+    @property
+    def trainable(self) -> bool:
+        """True for a param (``param``); False for a ``state`` leaf and an operation's result."""
+        return self._cell is not None and not self._state
 
     @property
     def data(self):
@@ -114,28 +123,61 @@ class Tracked(metaclass=_TrackedMeta):
         if self._value is None:
             from ._graph import evaluate
 
-            evaluate(self)
+            return evaluate(self)
         return self._value
 
     @data.setter
     def data(self, value):
-        if self._cell is None:
-            raise AttributeError("only a param's data can be set; this is an operation's result")
         cell = self._cell
-        like = cell.value if cell.value is not None else cell.get()
-        self._cell = LeafCell(_as_float_array(value, like=like), self, aval=cell.aval)
+        if cell is None:
+            raise AttributeError("only a leaf's data can be set; this is an operation's result")
+        new = _coerce(value, cell.aval, "the new data")
+        if TRACE.watches:
+            note(self)
+        elif isinstance(new, Tracer) and not TRACE.swaps:
+            raise RuntimeError(
+                "a JAX tracer was assigned to a leaf outside fluxjax's own transformations "
+                "(inside jax.jit/jax.grad?): the leaf would keep it after the trace. Use "
+                "fluxjax.jit, gradient or train_, which thread leaves through the trace"
+            )
+        self._cell = LeafCell(new, self, aval=cell.aval)
 
     @property
     def grad(self):
-        """The gradient accumulated by ``back_`` (zeros until then)."""
+        """The gradient accumulated by ``back_`` (zeros until then; None for a ``state``)."""
+        if self._state:
+            return None
         g = self._grad
-        if WATCH and self._cell is not None:
+        if TRACE.watches and self._cell is not None:
             watch(self, self._cell.value)
         return _zeros(self._aval) if g is None else g
 
     @grad.setter
     def grad(self, value):
+        if self._state and value is not None:
+            raise AttributeError("a state leaf has no gradient (it is not trainable)")
+        if TRACE.watches and self._cell is not None:
+            note(self)
         self._grad = None if value is None else jnp.asarray(value, self._aval[1])
+
+    # -- in place: a leaf's value changes, the leaf stays the same object ------------
+    def _inplace(self, f, other):
+        if self._cell is None:
+            return NotImplemented  # an operation's result: Python makes a new value
+        self.data = f(self.data, other.data if isinstance(other, Tracked) else other)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(jnp.add, other)
+
+    def __isub__(self, other):
+        return self._inplace(jnp.subtract, other)
+
+    def __imul__(self, other):
+        return self._inplace(jnp.multiply, other)
+
+    def __itruediv__(self, other):
+        return self._inplace(jnp.true_divide, other)
 
     shape = property(lambda self: self._aval[0], doc="The shape, known without computing.")
     dtype = property(lambda self: self._aval[1], doc="The dtype, known without computing.")
@@ -207,34 +249,45 @@ def _zeros(aval):
     key = (aval[0], aval[1])
     z = _ZEROS.get(key)
     if z is None:
-        z = _ZEROS[key] = jnp.zeros(aval[0], aval[1])
+        with jax.ensure_compile_time_eval():  # a concrete array, even inside a trace
+            z = _ZEROS[key] = jnp.zeros(aval[0], aval[1])
     return z
 
 
-def _as_float_array(x, like=None):
+def _numeric(x, what):
+    """``x`` as a JAX or NumPy array of real numbers, else a TypeError naming ``what``."""
     if isinstance(x, Tracked):
         x = x.data
-    if (
-        like is None
-        and isinstance(x, jax.Array)
-        and not isinstance(x, Tracer)
-        and jnp.issubdtype(x.dtype, jnp.inexact)
-        and not x.weak_type
-    ):
-        return x  # already a definite float array: nothing to convert
-    if like is not None and isinstance(x, jax.Array) and x.dtype == like.dtype:
-        if x.shape != like.shape:
-            raise ValueError(f"new value has shape {x.shape}, the param has shape {like.shape}")
+    a = x if isinstance(x, (jax.Array, np.ndarray, np.generic)) else np.asarray(x)
+    if np.dtype(a.dtype).kind not in "biuf":
+        raise TypeError(
+            f"{what} must hold real numbers, got dtype {a.dtype}; convert it first "
+            "(e.g. np.asarray(x, float))"
+        )
+    return a
+
+
+def _coerce(x, aval, what):
+    """``x`` as the value of a leaf of ``aval``: the leaf's shape, cast to its dtype."""
+    if isinstance(x, jax.Array) and x.shape == aval[0] and x.dtype == aval[1]:
         return x  # already right: no conversion (this runs on every write-back)
+    a = _numeric(x, what)
+    if a.shape != aval[0]:
+        raise ValueError(f"{what} has shape {a.shape}, the leaf has shape {aval[0]}")
+    return a.astype(aval[1]) if isinstance(a, Tracer) else jnp.asarray(a, aval[1])
+
+
+def _as_float_array(x):
+    """``x`` as a new param's value: a float array (ints and bools become floats)."""
+    if isinstance(x, Tracked):
+        x = x.data
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact) and not x.weak_type:
+        return x  # already a definite float array (or a tracer of one): nothing to convert
     if isinstance(x, Tracer):
-        return x if like is None else x.astype(like.dtype)
+        return x
     a = jnp.asarray(x)
     if a.weak_type:  # from a Python number: give the param a definite dtype
         a = jnp.asarray(x, a.dtype if jnp.issubdtype(a.dtype, jnp.inexact) else float)
-    if like is not None:
-        if a.shape != like.shape:
-            raise ValueError(f"new value has shape {a.shape}, the param has shape {like.shape}")
-        return a.astype(like.dtype)
     if not jnp.issubdtype(a.dtype, jnp.inexact):
         a = a.astype(jnp.result_type(float))
     return a
@@ -253,6 +306,27 @@ def param(x) -> Tracked:
     """
     value = _as_float_array(x)
     return tracked_type(value.shape)._leaf(value)
+
+
+def state(x) -> Tracked:
+    """state(x) -> a non-trainable leaf holding ``x`` (running statistics, a PRNG key, a count).
+
+    It keeps ``x``'s dtype (float, int, uint32...). ``s.data`` reads it and ``s.data = v``
+    writes it (same shape, cast to its dtype). ``back_`` treats it as a constant, it has
+    no ``.grad``, and ``Params`` refuses it; every gradient and compiled path (``gradient``,
+    ``train_``, ``fluxjax.jit``) reads it as an input and writes back what the code
+    assigned to it, after the step succeeded.
+
+    >>> n = state(0)
+    >>> n.data = n.data + 1
+    >>> n.data, n.trainable, n.is_leaf
+    (Array(1, dtype=int32), False, True)
+    """
+    if isinstance(x, Tracked):
+        x = x.data
+    value = _numeric(x, "a state's value")
+    value = jnp.asarray(value, jnp.asarray(value).dtype)  # a definite dtype, never weak
+    return tracked_type(value.shape)._leaf(value, state=True)
 
 
 def data(x):

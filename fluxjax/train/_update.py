@@ -1,11 +1,15 @@
 """``update_``: one optimiser step on tracked params, with optax state kept per param set.
 
 The optax state of ``opt`` lives in a small book on the optimiser object (for a raw optax
-transformation, in a module-level book keyed by its identity, which keeps it alive). The
-key is the tuple of the params' identities, so ``update_(opt, W, ΔW)`` keeps one state for
-``W`` and ``update_(opt, ps, gs)`` one joint state for the whole ``ps``, shared with
+transformation, in a bounded module-level book keyed by its identity). The key is the
+tuple of the params' identities, so ``update_(opt, W, ΔW)`` keeps one state for ``W`` and
+``update_(opt, ps, gs)`` one joint state for the whole ``ps``, shared with
 ``train_(..., ps, ..., opt)``: calling ``train_`` again with the same ``opt`` and ``ps``
 continues where it stopped. Entries are dropped when a param dies (weak references).
+
+Each array of a stored state is a ``tracker.state`` leaf, so the bridge threads optimiser
+states through every compiled path like any other state: ``update_(opt, ps, gs)`` works
+inside ``fluxjax.jit``, and a failed trace or step leaves the state as it was.
 """
 
 import weakref
@@ -15,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from fluxjax import tracker
+from fluxjax.tracker import Cache
 
 from ._optimisers import FluxOptimiser, as_transformation
 
@@ -26,15 +31,30 @@ class _Book:
 
     def __init__(self, tx):
         self.tx = tx
-        self.states = {}
+        self.states = {}  # key -> _Stored
         self.apply = jax.jit(self._apply)
 
     def _apply(self, grads, state, arrays):
         updates, state = self.tx.update(grads, state, arrays)
-        return optax.apply_updates(arrays, updates), state
+        new = optax.apply_updates(arrays, updates)
+        fine = [jnp.all(jnp.isfinite(n)) | ~jnp.all(jnp.isfinite(a)) for n, a in zip(new, arrays)]
+        return new, state, jnp.all(jnp.array(fine))
 
 
-_raw_books = {}  # id(tx) -> _Book, for raw optax transformations
+class _Stored:
+    """One optax state: weak references to its params, its arrays as ``state`` leaves."""
+
+    __slots__ = ("refs", "leaves", "treedef")
+
+    def __init__(self, refs, state):
+        arrays, self.treedef = jax.tree.flatten(state)
+        self.refs, self.leaves = refs, [tracker.state(a) for a in arrays]
+
+    def value(self):
+        return jax.tree.unflatten(self.treedef, [s.data for s in self.leaves])
+
+
+_raw_books = Cache(64, "optimiser books of raw optax transformations")
 
 
 def _book(opt) -> _Book:
@@ -56,25 +76,37 @@ def _ref(p, callback):
         return lambda: p
 
 
+def _stored(book, plist):
+    entry = book.states.get(tuple(map(id, plist)))
+    if entry is not None and all(r() is p for r, p in zip(entry.refs, plist, strict=True)):
+        return entry
+    return None
+
+
 def get_state(opt, plist, arrays):
     """The optax state of ``opt`` for the params ``plist`` (fresh from ``tx.init`` if new)."""
     book = _book(opt)
-    entry = book.states.get(tuple(map(id, plist)))
-    if entry is not None and all(r() is p for r, p in zip(entry[0], plist, strict=True)):
-        return entry[1]
+    entry = _stored(book, plist)
+    if entry is not None:
+        return entry.value()
+    if any(isinstance(a, jax.core.Tracer) for a in arrays):  # inside a trace: make it outside
+        raise tracker.Retrace(
+            setup=lambda: put_state(opt, plist, book.tx.init(tracker.values_of(plist)))
+        )
     return book.tx.init(arrays)
 
 
 def put_state(opt, plist, state):
     """Remember ``state`` as ``opt``'s state for ``plist``."""
     states = _book(opt).states
-    key = tuple(map(id, plist))
-    entry = states.get(key)
-    if entry is not None and all(r() is p for r, p in zip(entry[0], plist, strict=True)):
-        entry[1] = state
+    entry = _stored(_book(opt), plist)
+    if entry is not None:
+        for s, a in zip(entry.leaves, jax.tree.leaves(state), strict=True):
+            s.data = a
         return
+    key = tuple(map(id, plist))
     refs = [_ref(p, lambda _, key=key: states.pop(key, None)) for p in plist]
-    states[key] = [refs, state]
+    states[key] = _Stored(refs, state)
 
 
 def _grad_of(gs, p, i):
@@ -85,7 +117,12 @@ def _grad_of(gs, p, i):
 def _step(opt, plist, grads):
     arrays = [p.data for p in plist]
     state = get_state(opt, plist, arrays)
-    new, state = _book(opt).apply(grads, state, arrays)
+    new, state, fine = _book(opt).apply(grads, state, arrays)
+    if not isinstance(fine, jax.core.Tracer) and not bool(fine):
+        raise FloatingPointError(
+            "update_: the gradient or the updated params are not finite; the params and "
+            "the optimiser state were left unchanged"
+        )
     put_state(opt, plist, state)
     for p, a in zip(plist, new, strict=True):
         p.data = a

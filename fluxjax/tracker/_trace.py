@@ -1,0 +1,94 @@
+"""The trace state: what the tracker must know about the code running *now*, per thread.
+
+Three facts change how a tracked value behaves, and each holds only inside a ``with``
+block of the thread that opened it:
+
+- ``swapped(leaves, values)``: each leaf reads ``values[i]`` (usually a JAX tracer)
+  instead of its own value; ops then run at once rather than being recorded lazily.
+- ``watching()``: every leaf read or written while its value is concrete (not one of the
+  swapped ones) is noted with its state from before (its cell and ``.grad``), so a trace
+  learns what it read as a constant and anything it touched can be put back.
+- ``keeping_graph()``: ops on tracers still record a graph, so ``back_`` works inside a
+  compiled step (``fluxjax.jit``).
+
+Nothing here is shared between threads: two threads tracing at once never see each
+other's swaps or watches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import NamedTuple
+
+
+class Before(NamedTuple):
+    """A leaf as it was before a watched block first touched it."""
+
+    leaf: object
+    cell: object
+    grad: object
+
+
+class TraceState(threading.local):
+    """Per-thread: ``swaps`` (old cell id -> the cell read now), ``watches`` (a stack of
+    dicts id(leaf) -> Before), ``keep_graph`` (depth of ``keeping_graph`` blocks)."""
+
+    def __init__(self):
+        self.swaps: dict = {}
+        self.watches: list = []
+        self.keep_graph = 0
+
+
+TRACE = TraceState()
+
+
+def note(leaf):
+    """Tell every open ``watching()`` block of this thread that ``leaf`` is touched now."""
+    for seen in TRACE.watches:
+        if id(leaf) not in seen:
+            seen[id(leaf)] = Before(leaf, leaf._cell, leaf._grad)
+
+
+@contextlib.contextmanager
+def watching():
+    """Yield a dict ``id(leaf) -> Before`` of the leaves touched inside the block."""
+    seen: dict = {}
+    TRACE.watches.append(seen)
+    try:
+        yield seen
+    finally:
+        TRACE.watches.remove(seen)
+
+
+@contextlib.contextmanager
+def keeping_graph():
+    """Inside the block, ops on tracers record a graph (for ``back_`` in a compiled step)."""
+    TRACE.keep_graph += 1
+    try:
+        yield
+    finally:
+        TRACE.keep_graph -= 1
+
+
+@contextlib.contextmanager
+def swapped(leaves, values, make_cell):
+    """Inside the block each ``leaves[i]`` reads ``values[i]`` (through ``make_cell``);
+    every leaf's cell and ``.grad`` are restored afterwards, also on error."""
+    leaves = list(leaves)
+    saved = [p._cell for p in leaves]
+    grads = [p._grad for p in leaves]
+    swaps = TRACE.swaps
+    before = {id(c): swaps.get(id(c)) for c in saved}
+    try:
+        for p, old, v in zip(leaves, saved, values, strict=True):
+            p._cell = swaps[id(old)] = make_cell(v, p, old)
+        yield
+    finally:
+        for p, c, g in zip(leaves, saved, grads):
+            p._cell, p._grad = c, g
+        for k, c in before.items():
+            if c is None:
+                swaps.pop(k, None)
+            else:
+                swaps[k] = c
