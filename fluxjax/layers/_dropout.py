@@ -15,9 +15,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..tracker import data
+from ..tracker import data, state
 from ._random import next_key
-from ._stateful import state, write
+from ._stateful import write
 from ._treelike import register
 
 _SELU_λα = 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717

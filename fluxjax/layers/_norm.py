@@ -20,10 +20,10 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ..tracker import data, param, track
+from ..tracker import data, param, state, track
 from ._activations import identity
 from ._misc import Diagonal, normalise
-from ._stateful import state, write
+from ._stateful import write
 from ._treelike import register
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..tracker import data, track
+from ..tracker import data, state, track
 from ._activations import tanh
 from ._recurrent import GRUCell, LSTMCell, RNNCell
-from ._stateful import state, walk, write
+from ._stateful import walk, write
 from ._treelike import register
 
 _where = track(lambda fresh, init, s: jnp.where(fresh > 0, init, s))

@@ -17,13 +17,6 @@ from .. import tracker
 from ..tracker import Tracked
 from ._tree import _ATOMS, _children
 
-try:  # TEMPORARY until the bridge branch is merged
-    from ..tracker import state
-except ImportError:
-
-    def state(x):
-        raise NotImplementedError("fluxjax.tracker.state is not merged yet")
-
 
 def walk(model):
     """Every object inside ``model`` once, depth first (shared objects once)."""
@@ -60,9 +53,7 @@ def _set_mode(model, active: bool):
     for x in walk(model):
         if getattr(type(x), "_has_mode", False):
             x.active = active
-    clear = getattr(tracker, "clear_caches", None)
-    if clear is not None:
-        clear()
+    tracker.clear_caches()
     return model
 
 
@@ -83,6 +74,9 @@ def testmode_(model, mode: bool = True):
     (False, [1.0, 1.0, 1.0])
     """
     return _set_mode(model, not mode)
+
+
+testmode_.__test__ = False  # a library function, not a pytest test
 
 
 def trainmode_(model):

@@ -62,7 +62,7 @@ def params(*models) -> Params:
             continue
         seen.add(id(x))
         if isinstance(x, Tracked):
-            if x.is_leaf:
+            if x.is_leaf and x.trainable:  # state(...) leaves are not params
                 found.append(x)
         elif not isinstance(x, (jax.Array, np.ndarray)):
             stack.extend(reversed(_children(x)))

@@ -9,11 +9,13 @@ two styles mix freely on one model.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fluxjax import tracker
 from fluxjax.layers import params
-from fluxjax.layers._treelike import items
+from fluxjax.layers._treelike import items, rebuilt
 
 from . import _update
 
@@ -30,13 +32,35 @@ def withgradient(f, model, *args):
     >>> from fluxjax.layers import Dense
     >>> d = Dense(jnp.ones((1, 2)), jnp.zeros(1))
     >>> v, g = withgradient(lambda m, x: m(x).sum(), d, jnp.array([3.0, 4.0]))
-    >>> float(v), g.W.data.tolist()
+    >>> float(v), g.W.tolist()
     (7.0, [[3.0, 4.0]])
     """
-    y, back = tracker.forward(lambda m: f(m, *args), model)
+    ps = params(model)
+    y, back = tracker.forward(lambda: f(model, *args), ps)
     if jnp.shape(y) != ():
         raise ValueError(f"withgradient needs f to return a scalar, got shape {jnp.shape(y)}")
-    return y, back(jnp.ones((), y.dtype))[0]
+    return y, _shaped(model, back(jnp.ones((), y.dtype)), {})
+
+
+def _shaped(x, gs, memo):
+    """A copy of model ``x`` holding each param's gradient (a plain array) in its place.
+
+    A param used twice gets its whole gradient at its first place and None at the
+    others; state leaves and anything that is not a param become None.
+    """
+    if isinstance(x, tracker.Tracked):
+        first = id(x) not in memo
+        memo[id(x)] = None
+        return tracker.data(gs[x]) if first and x.is_leaf and x.trainable else None
+    if id(x) in memo:
+        return memo[id(x)]
+    if items(x) is not None:
+        return rebuilt(x, lambda v: _shaped(v, gs, memo), memo)
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        return type(x)(_shaped(v, gs, memo) for v in x)
+    if isinstance(x, dict):
+        return {k: _shaped(v, gs, memo) for k, v in x.items()}
+    return None if isinstance(x, (jax.Array, np.ndarray)) else x
 
 
 class OptState:
@@ -118,8 +142,9 @@ def _collect(m, g, acc, above):
     above.add(id(m))
     pairs = items(m)
     if pairs is not None:
+        found = dict(items(g) or ())
         for name, v in pairs:
-            _collect(v, getattr(g, name, None), acc, above)
+            _collect(v, found.get(name), acc, above)
     elif isinstance(m, (list, tuple)) and isinstance(g, (list, tuple)):
         for v, gv in zip(m, g):
             _collect(v, gv, acc, above)
