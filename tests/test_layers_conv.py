@@ -222,7 +222,9 @@ def test_train_compiled_equals_eager(rng):
     for jit in (True, False):
         fj.seed(3)
         m = fj.Chain(fj.Conv((3, 3), 1, 2, fj.tanh), fj.Conv((1, 1), 2, 2))
-        losses = fj.train_(lambda a, b: fj.mse(m(a), b), m, [(x, y)] * 3, fj.Descent(0.1), jit=jit)
+        losses = fj.train_(
+            lambda a, b, m=m: fj.mse(m(a), b), m, [(x, y)] * 3, fj.Descent(0.1), jit=jit
+        )
         results.append((np.asarray(losses), np.asarray(m[0].weight.data)))
     np.testing.assert_allclose(results[0][0], results[1][0], **TOL)
     np.testing.assert_allclose(results[0][1], results[1][1], **TOL)
