@@ -73,6 +73,7 @@ class OptState:
     def __init__(self, opt, model):
         self.opt, self.model = opt, model
         self.params = list(params(model))
+        self._loss = None  # (loss, its wrapper over this model), reused across train_ calls
 
     @property
     def state(self):
@@ -88,7 +89,9 @@ class OptState:
     def explicit_train_(self, train, loss, model, data, **kwargs):
         """``train_(loss, model, data, state)``: ``train`` over ``loss(model, *item)``."""
         self._check(model)
-        return train(lambda *item: loss(model, *item), self.params, data, self.opt, **kwargs)
+        if self._loss is None or self._loss[0] is not loss:  # one wrapper: one compiled step
+            self._loss = (loss, lambda *item: loss(model, *item))
+        return train(self._loss[1], self.params, data, self.opt, **kwargs)
 
     def _check(self, model):
         if model is not self.model:
@@ -130,16 +133,20 @@ def _aligned(model, grads, plist) -> list:
 
 
 def _collect(m, g, acc, above):
-    """Adds the gradients found in ``g`` for the params of ``m`` into ``acc``; a sub-model
-    used twice is visited twice (each use has its own part of the gradient)."""
-    if g is None or id(m) in above:  # ``above``: the path from the root, against cycles
-        return
+    """Adds the gradients found in ``g`` for the params of ``m`` into ``acc``.
+
+    A sub-model used twice is visited twice when its two places hold different gradients
+    (``gradient(f, model)`` gives each use its part), once when they hold the same object
+    (``withgradient`` keeps the sharing and gives the whole gradient).
+    """
+    if g is None or id(m) in above or (id(m), id(g)) in above:
+        return  # ``above``: the path from the root (cycles), and pairs already summed
     if isinstance(m, tracker.Tracked):
         if m.is_leaf and getattr(m, "trainable", True):
             v = tracker.data(g)
             acc[id(m)] = v if id(m) not in acc else acc[id(m)] + v  # shared: summed
         return
-    above.add(id(m))
+    above.update((id(m), (id(m), id(g))))
     pairs = items(m)
     if pairs is not None:
         found = dict(items(g) or ())
