@@ -143,3 +143,17 @@ def test_state_carries_through_fluxjax_jit_and_plain_jax_jit(rng):
     fj.loadparams_(fresh, w)
     y = jax.jit(lambda m, x: m(x))(fresh, xs[0])  # a pytree: starts from the initial state
     np.testing.assert_allclose(np.asarray(y), np.asarray(rnn_step(w, w[3], xs[0])), **TOL)
+
+
+def test_reset_inside_a_compiled_loss_after_a_batch_of_another_size(rng):
+    m = fj.Chain(fj.GRU(3, 2), lambda h: h[:, -1])
+    m(np.ones((5, 4, 3), np.float32))  # eager: the stored state is now (5, 2)
+    x = rng.normal(size=(2, 4, 3)).astype(np.float32)
+
+    def loss(x):
+        fj.reset_(m)
+        return fj.numpy.sum(m(x))
+
+    losses = fj.train_(loss, m, [x] * 2, fj.Descent(0.0))
+    fj.reset_(m)
+    np.testing.assert_allclose(np.asarray(losses), float(fj.numpy.sum(m(x))), **TOL)

@@ -2,10 +2,12 @@
 
 The hidden state lives in ``state`` leaves (``state``: one per array of the cell's
 state; ``fresh``: 1 after ``reset_``), so compiled steps thread it like any other state.
-A step starts from ``where(fresh, cell's initial state, state)``: right after ``reset_``
-the trainable initial state is used and receives gradients, as in Flux v0.9. Within one
-evaluation (one eager run, one ``gradient``, one compiled step) successive calls carry
-the tracked state itself, so gradients flow back through the whole sequence.
+A step starts from the cell's initial state right after ``reset_`` (so that trainable
+state receives gradients, as in Flux v0.9), else from the state the previous step left.
+Within one evaluation (eager code, one ``gradient``, one compiled step) successive calls
+carry the tracked state itself, so gradients flow back through the whole sequence; a
+compiled step that did not call ``reset_`` itself starts from ``where(fresh, initial
+state, stored state)``, so a ``reset_`` made before it is honoured too.
 
 A compiled step can only write back a state of the shape it was given: when a trace
 meets a batch whose state shape differs from the stored one (typically the first
@@ -82,9 +84,13 @@ class Recur:
         return y
 
     def _current(self):
+        """The state this step starts from (see the module docstring)."""
+        mark = data(self.fresh)
         live = self.__dict__.get("_live")
-        if live is not None and data(self.fresh) is live[1]:
+        if live is not None and mark is live[1]:  # a step of this evaluation came before
             return live[0]
+        if self.__dict__.get("_reset") is mark:  # reset_ in this evaluation, no step since
+            return self.cell.hidden()
         init, held = _as_tuple(self.cell.hidden()), _as_tuple(self.state)
         return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
 
@@ -107,6 +113,7 @@ class Recur:
         write(self, "state", _like(self.state, values))
         write(self, "fresh", jnp.ones((), jnp.int32))
         self.__dict__.pop("_live", None)
+        object.__setattr__(self, "_reset", data(self.fresh))
 
     def __repr__(self):
         return f"Recur({self.cell!r})"
