@@ -248,3 +248,12 @@ def test_alphadropout_keeps_mean_and_variance_and_matches_its_formula():
     want = A * np.where(keep, np.asarray(x), α) - A * α * 0.2
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(np.asarray(fj.testmode_(m)(x)), np.asarray(x))
+
+
+def test_state_leaves_stay_state_through_tree_maps():
+    m = fj.Chain(fj.BatchNorm(2), fj.Dropout(0.5))
+    copies = [jax.tree_util.tree_map(lambda a: a, m), fj.fmap(lambda a: a, m), fj.f32(m), fj.cpu(m)]
+    for c in copies + [jax.jit(lambda m: m)(m)]:
+        assert len(fj.params(c)) == 2 and len(fj.states(c)) == 3
+        assert c[1].key.dtype == jnp.uint32 and not c[0].μ.trainable
+    assert len(fj.params(m)) == 2 and [s.shape for s in fj.states(m)] == [(2,), (2,), (2,)]

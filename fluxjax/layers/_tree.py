@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..tracker import Params, Tracked, data, param
+from ..tracker import Params, Tracked, data, param, state
 from ._treelike import items, rebuilt
 
 _ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
@@ -89,7 +89,7 @@ def fmap(f, model):
         if id(x) in memo:
             return memo[id(x)]
         if isinstance(x, Tracked):
-            new = param(f(data(x)))
+            new = (param if x.trainable else state)(f(data(x)))
         elif isinstance(x, (jax.Array, np.ndarray)):
             new = f(x)
         elif items(x) is not None:
