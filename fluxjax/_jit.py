@@ -30,7 +30,7 @@ class CompiledStep:
         functools.update_wrapper(self, f)
         self._f = f
         self._leaves: list = []  # leaves found so far, in order of discovery
-        self._compiled: dict = {}  # (static args' ids, number of leaves) -> jitted function
+        self._compiled = tracker.Cache(16, "fluxjax.jit traces")  # (statics, #leaves) -> jitted
         self._max = max_retraces
 
     @property

@@ -4,12 +4,10 @@ from ._back import back_, update_
 from ._bridge import Retrace, Run, assign, grads_of, plain, run, values_of, write_back
 from ._cache import Cache, cache_sizes, clear_caches
 from ._gradient import checkpoint, forward, gradcheck, gradient, hessian, hook, jacobian, swapped
+from ._leaves import data, grad, is_tracked, param, state
 from ._lift import track
-from ._node import Tracked, TrackedArray, TrackedReal, data, grad, is_tracked, param, state
-from ._ops import install as _install_ops
+from ._node import Tracked, TrackedArray, TrackedReal
 from ._params import Grads, Params
-
-_install_ops()
 
 __all__ = [
     "Cache",

@@ -7,9 +7,11 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from ._cell import LeafCell, _as_float_array, _numeric
+from ._compat import Tracer
 from ._graph import backward_fn, cached, ext_sig, plan
-from ._lift import value
-from ._node import LeafCell, Tracer, Tracked, _as_float_array, _numeric
+from ._node import Tracked
+from ._spec import value
 from ._trace import TRACE, note
 
 

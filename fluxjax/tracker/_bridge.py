@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import jax
 
-from ._node import LeafCell, Tracked
+from ._cell import LeafCell, Value
 from ._trace import keeping_graph, swapped, watching
 
 
@@ -53,9 +53,9 @@ class Retrace(Exception):
 def plain(tree):
     """``tree`` with every tracked value replaced by its plain JAX value."""
     return jax.tree_util.tree_map(
-        lambda x: x.data if isinstance(x, Tracked) else x,
+        lambda x: x.data if isinstance(x, Value) else x,
         tree,
-        is_leaf=lambda x: isinstance(x, Tracked),
+        is_leaf=lambda x: isinstance(x, Value),
     )
 
 

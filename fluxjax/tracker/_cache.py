@@ -50,6 +50,12 @@ class Cache:
     def __len__(self):
         return len(self._items)
 
+    def __iter__(self):
+        return iter(list(self._items))
+
+    def values(self):
+        return list(self._items.values())
+
     def __contains__(self, key):
         return key in self._items
 

@@ -7,16 +7,16 @@ JAX tracer compute at once, so the function's tracked operations flow through
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import _trace
 from ._bridge import run, write_back
+from ._cache import Cache
+from ._cell import LeafCell
 from ._lift import track
-from ._node import LeafCell, Tracked
+from ._node import Tracked, apply
 from ._params import Grads, Params
 
 
@@ -158,14 +158,20 @@ def gradcheck(f, *xs, eps=1e-3, rtol=1e-2, atol=1e-3):
     return True
 
 
-@functools.lru_cache(maxsize=256)
-def _hook_op(f):
-    @jax.custom_vjp
-    def hooked(x):
-        return x
+_HOOKS = Cache(256, "hook functions")
 
-    hooked.defvjp(lambda x: (x, None), lambda _, g: (f(g),))
-    hooked.__name__ = f"hook({getattr(f, '__name__', 'f')})"
+
+def _hook_op(f):
+    hooked = _HOOKS.get(f)
+    if hooked is None:
+
+        @jax.custom_vjp
+        def hooked(x):
+            return x
+
+        hooked.defvjp(lambda x: (x, None), lambda _, g: (f(g),))
+        hooked.__name__ = f"hook({getattr(f, '__name__', 'f')})"
+        _HOOKS[f] = hooked
     return hooked
 
 
@@ -181,15 +187,11 @@ def hook(f, x):
     return track(_hook_op(f))(x)
 
 
-@functools.lru_cache(maxsize=256)
-def _remat(f):
-    return jax.checkpoint(f)
-
-
 def checkpoint(f, *xs):
     """checkpoint(f, *xs) -> ``f(*xs)``, recomputed during the backward pass instead of stored.
 
-    ``f`` must take every tracked value it uses as an argument.
+    Gradients reach every param ``f`` reads: its tracked arguments, and the params it
+    reads by itself (a closure, a model's fields: ``checkpoint(model, x)``).
 
     >>> import jax.numpy as jnp
     >>> from fluxjax import param, back_, grad
@@ -198,4 +200,11 @@ def checkpoint(f, *xs):
     >>> bool(jnp.isclose(grad(x), jnp.cos(2.0)))
     True
     """
-    return track(_remat(f))(*xs)
+    y = apply(f, xs, {}, remat=True)
+    if isinstance(y, Tracked) and y._in is not None and not _reaches_a_leaf(y):
+        return y.data  # nothing tracked went in: a plain value, as f itself gives
+    return y
+
+
+def _reaches_a_leaf(y):
+    return any(isinstance(x, (LeafCell, Tracked)) for x in y._in)

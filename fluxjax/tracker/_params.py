@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._node import Tracked
+from ._cell import Value as Tracked
 
 
 class Params:

@@ -58,7 +58,8 @@ def watching():
     try:
         yield seen
     finally:
-        TRACE.watches.remove(seen)
+        watches = TRACE.watches
+        del watches[next(i for i in range(len(watches) - 1, -1, -1) if watches[i] is seen)]
 
 
 @contextlib.contextmanager

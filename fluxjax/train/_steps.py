@@ -82,7 +82,7 @@ _copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
 
 _CACHE = Cache(8, "train_ steps")
 _SEEN_LOOSE = Cache(64, "train_ recompile warnings")
-_warned = [False]
+_WARNED = Cache(1, "train_ recompile warning given")
 
 
 def _loose_key(loss, plist, opt):
@@ -93,8 +93,8 @@ def _loose_key(loss, plist, opt):
 
 def _warn_recompile(loss, plist, opt):
     loose = _loose_key(loss, plist, opt)
-    if _SEEN_LOOSE.get(loose) is not None and not _warned[0]:
-        _warned[0] = True
+    if _SEEN_LOOSE.get(loose) is not None and not _WARNED.get("once"):
+        _WARNED["once"] = True
         warnings.warn(
             "train_ compiles its step again because the loss function or the optimiser "
             "is a new object each call (a lambda or ADAM() written inside the loop?). "

@@ -218,6 +218,11 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
             train_, loss, ps, data, cb=cb, epochs=epochs, progress=progress, jit=jit
         )
     plist = _param_list(ps)
+    if not plist:
+        raise ValueError(
+            "train_ got no params to train: pass params(model) or the model itself, "
+            "with at least one param(...) in it"
+        )
     callbacks = _callback_list(cb)
     if epochs > 1 and iter(data) is data:
         raise ValueError(

@@ -89,11 +89,15 @@ def get_state(opt, plist, arrays):
     entry = _stored(book, plist)
     if entry is not None:
         return entry.value()
-    if any(isinstance(a, jax.core.Tracer) for a in arrays):  # inside a trace: make it outside
-        raise tracker.Retrace(
-            setup=lambda: put_state(opt, plist, book.tx.init(tracker.values_of(plist)))
-        )
-    return book.tx.init(arrays)
+    state = book.tx.init(arrays)
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(state)):
+        # inside a trace (fluxjax.jit): create the state outside it, then trace again
+        raise tracker.Retrace(setup=lambda: put_state(opt, plist, _init(book, plist)))
+    return state
+
+
+def _init(book, plist):
+    return book.tx.init(tracker.values_of(plist))
 
 
 def put_state(opt, plist, state):
