@@ -149,6 +149,17 @@ def test_depthwise_matches_per_channel_convs(rng):
         fj.DepthwiseConv((2, 2), 3, 10)
 
 
+def test_pooling_in_1d_and_3d_matches_numpy(rng):
+    x1 = rng.normal(size=(2, 7, 3)).astype(np.float32)
+    got = fj.maxpool(x1, (3,), pad=1, stride=2)
+    np.testing.assert_allclose(np.asarray(got), np_pool(x1, (3,), (2,), ((1, 1),), "max"), **TOL)
+    x3 = rng.normal(size=(1, 4, 4, 5, 2)).astype(np.float32)
+    got = fj.MeanPool((2, 2, 3), stride=(2, 2, 1))(x3)
+    np.testing.assert_allclose(
+        np.asarray(got), np_pool(x3, (2, 2, 3), (2, 2, 1), ((0, 0),) * 3, "mean"), **TOL
+    )
+
+
 @pytest.mark.parametrize("kind", ["max", "mean"])
 def test_pooling_matches_numpy(rng, kind):
     x = rng.normal(size=(2, 7, 6, 3)).astype(np.float32)
