@@ -157,3 +157,20 @@ def test_reset_inside_a_compiled_loss_after_a_batch_of_another_size(rng):
     losses = fj.train_(loss, m, [x] * 2, fj.Descent(0.0))
     fj.reset_(m)
     np.testing.assert_allclose(np.asarray(losses), float(fj.numpy.sum(m(x))), **TOL)
+
+
+def test_a_state_from_another_batch_size_needs_reset(rng):
+    m = fj.RNN(3, 2)
+    m(np.ones((5, 3), np.float32))
+    with pytest.raises(ValueError, match="call reset_ first"):
+        m(np.ones((2, 3), np.float32))
+    p = fj.param(0.0)
+    fj.reset_(m)  # eager reset_ before a compiled step that does not reset
+    losses = fj.train_(
+        lambda x: fj.numpy.sum(m(x)) + p, [p], [np.ones((2, 3), np.float32)], fj.Descent(0.0)
+    )
+    fresh = fj.RNN(3, 2)
+    fj.loadparams_(fresh, [q.data for q in fj.params(m)])
+    np.testing.assert_allclose(
+        np.asarray(losses), [float(fj.numpy.sum(fresh(np.ones((2, 3)))))], **TOL
+    )

@@ -12,7 +12,9 @@ state, stored state)``, so a ``reset_`` made before it is honoured too.
 A compiled step can only write back a state of the shape it was given: when a trace
 meets a batch whose state shape differs from the stored one (typically the first
 compiled step after ``reset_``, whose stored state is the unbatched initial one), the
-sequence inside the step is exact but the stored state is left as it was.
+sequence inside the step is exact but the stored state is left as it was. A stored state
+from a batch of another size cannot be continued: eagerly that raises unless ``reset_``
+came first; inside a compiled step it is taken as reset.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..tracker import data, state, track
+from ..tracker import clear_caches, data, state, track
 from ._activations import tanh
 from ._recurrent import GRUCell, LSTMCell, RNNCell
 from ._stateful import walk, write
@@ -79,20 +81,34 @@ class Recur:
         return self._step(x)
 
     def _step(self, x):
-        h, y = self.cell(self._current(), x)
+        x = x if hasattr(x, "shape") else jnp.asarray(x)
+        h, y = self.cell(self._current(tuple(x.shape[:-1])), x)
         self._remember(h)
         return y
 
-    def _current(self):
-        """The state this step starts from (see the module docstring)."""
+    def _current(self, batch):
+        """The state a step over a batch of shape ``batch`` starts from (see the module
+        docstring)."""
         mark = data(self.fresh)
         live = self.__dict__.get("_live")
         if live is not None and mark is live[1]:  # a step of this evaluation came before
-            return live[0]
+            if all(h.shape[:-1] in ((), batch) for h in _as_tuple(live[0])):
+                return live[0]
+            raise self._mismatch(_as_tuple(live[0])[0].shape, batch)
         if self.__dict__.get("_reset") is mark:  # reset_ in this evaluation, no step since
             return self.cell.hidden()
         init, held = _as_tuple(self.cell.hidden()), _as_tuple(self.state)
-        return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
+        if all(s.shape in (i.shape, (*batch, i.shape[-1])) for i, s in zip(init, held)):
+            return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
+        if not isinstance(mark, jax.core.Tracer) and int(mark) == 0:
+            raise self._mismatch(held[0].shape, batch)
+        return self.cell.hidden()  # reset since (under a trace: taken as reset)
+
+    def _mismatch(self, shape, batch):
+        return ValueError(
+            f"{self!r}: its state, of shape {tuple(shape)}, comes from a batch of another "
+            f"size than this one {batch}: call reset_ first"
+        )
 
     def _remember(self, h):
         values = [data(v) for v in _as_tuple(h)]
@@ -103,6 +119,7 @@ class Recur:
         elif not any(isinstance(v, jax.core.Tracer) for v in values):  # eager: new shape
             object.__setattr__(self, "state", _like(self.state, [state(v) for v in values]))
             write(self, "fresh", jnp.zeros((), jnp.int32))
+            clear_caches()  # compiled steps that read the old leaves must trace again
         object.__setattr__(self, "_live", (h, data(self.fresh)))
 
     def reset_(self):
