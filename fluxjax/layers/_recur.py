@@ -13,8 +13,9 @@ A compiled step can only write back a state of the shape it was given: when a tr
 meets a batch whose state shape differs from the stored one (typically the first
 compiled step after ``reset_``, whose stored state is the unbatched initial one), the
 sequence inside the step is exact but the stored state is left as it was. A stored state
-from a batch of another size cannot be continued: eagerly that raises unless ``reset_``
-came first; inside a compiled step it is taken as reset.
+from a batch of another size cannot be continued (an unbatched step broadcasts over it):
+eagerly that raises unless ``reset_`` came first; inside a compiled step it is taken as
+reset.
 """
 
 from __future__ import annotations
@@ -92,13 +93,15 @@ class Recur:
         mark = data(self.fresh)
         live = self.__dict__.get("_live")
         if live is not None and mark is live[1]:  # a step of this evaluation came before
-            if all(h.shape[:-1] in ((), batch) for h in _as_tuple(live[0])):
+            if not batch or all(h.shape[:-1] in ((), batch) for h in _as_tuple(live[0])):
                 return live[0]
             raise self._mismatch(_as_tuple(live[0])[0].shape, batch)
         if self.__dict__.get("_reset") is mark:  # reset_ in this evaluation, no step since
             return self.cell.hidden()
         init, held = _as_tuple(self.cell.hidden()), _as_tuple(self.state)
-        if all(s.shape in (i.shape, (*batch, i.shape[-1])) for i, s in zip(init, held)):
+        if not batch or all(
+            s.shape in (i.shape, (*batch, i.shape[-1])) for i, s in zip(init, held)
+        ):
             return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
         if not isinstance(mark, jax.core.Tracer) and int(mark) == 0:
             raise self._mismatch(held[0].shape, batch)
