@@ -239,3 +239,11 @@ def test_train_compiled_equals_eager(rng):
         results.append((np.asarray(losses), np.asarray(m[0].weight.data)))
     np.testing.assert_allclose(results[0][0], results[1][0], **TOL)
     np.testing.assert_allclose(results[0][1], results[1][1], **TOL)
+
+
+def test_demo_offers_a_cnn():
+    from fluxjax import demo
+
+    m = demo.build_model(32, "cnn")
+    assert m(jnp.ones((3, 64))).shape == (3, 10)
+    assert [tuple(p.shape) for p in fj.params(m)][0] == (3, 3, 1, 4)
