@@ -109,12 +109,36 @@ def test_train_of_many_discarded_models_frees_them():
     assert sum(r() is not None for r in refs) <= 8  # the step cache holds at most 8
 
 
-def test_train_with_a_new_optimiser_or_loss_each_call_warns_once():
+def test_train_with_a_new_loss_each_call_warns_once():
     m = model(0)
-    for make in (lambda: fj.Descent(0.1), lambda: fj.ADAM(0.01)):
-        fj.tracker.clear_caches()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            for _ in range(3):
-                fj.train_(lambda: fj.mse(m(X), Y), m, [()], make())
-        assert sum("compiles its step again" in str(w.message) for w in caught) == 1
+    fj.tracker.clear_caches()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            fj.train_(lambda: fj.mse(m(X), Y), m, [()], fj.Descent(0.1))
+    assert sum("compiles its step again" in str(w.message) for w in caught) == 1
+
+
+def test_optimisers_with_equal_settings_share_one_compiled_step():
+    m, twin = model(0), model(0)
+    traces = []
+
+    def loss():
+        traces.append(1)  # runs only while JAX traces the step
+        return fj.mse(m(X), Y)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            fj.train_(loss, m, [()] * 2, fj.ADAM(0.05))  # Flux's habit: a new ADAM per call
+    assert len(traces) == 1 and not caught
+    for _ in range(3):
+        fj.tracker.clear_caches()  # the twin compiles afresh each time
+        fj.train_(lambda: fj.mse(twin(X), Y), twin, [()] * 2, fj.ADAM(0.05))
+    np.testing.assert_allclose(m.W.data, twin.W.data, rtol=1e-6, atol=1e-7)
+    a, b = fj.ADAM(0.05), fj.ADAM(0.05)
+    fj.update_(a, m.W, jnp.ones_like(m.W.data))
+    fj.update_(b, twin.W, jnp.ones_like(m.W.data))
+    c = fj.ADAM(0.01)
+    fj.update_(c, m.b, jnp.ones_like(m.b.data))
+    assert a._book.apply is b._book.apply and c._book.apply is not a._book.apply

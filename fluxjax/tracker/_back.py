@@ -57,9 +57,10 @@ def back_(y, Δ=None, *, once=True):
     if y._value is None and not isinstance(y_value, Tracer):
         y._value = y_value
     seen = set()
+    watched = TRACE.watches
     for cell, g in zip(cells, grads):
         owner = cell.owner
-        if TRACE.watches:
+        if watched:
             note(owner)
         owner._grad = g if id(owner) not in seen else owner._grad + g
         seen.add(id(owner))
@@ -70,9 +71,15 @@ def back_(y, Δ=None, *, once=True):
 
 
 def _run_backward(entries, ext, Δ):
-    kinds = tuple(type(x) is LeafCell and not x.owner._state for x in ext)
-    cells = [x for x, k in zip(ext, kinds) if k]
-    consts = [value(x) for x, k in zip(ext, kinds) if not k]
+    kinds, cells, consts = [], [], []
+    for x in ext:  # params' cells are differentiated; state cells and the rest are constants
+        k = type(x) is LeafCell and not x.owner._state
+        kinds.append(k)
+        if k:
+            cells.append(x)
+        else:
+            consts.append(value(x))
+    kinds = tuple(kinds)
     owners = set()
     acc = []
     for c in cells:
@@ -93,6 +100,13 @@ def _run_backward(entries, ext, Δ):
         if not isinstance(v, Tracer):  # inside a trace the cell keeps its pending form
             c.value, c.pending = v, None
     return y, cells, grads
+
+
+def _broadcasts(shape, to):
+    try:
+        return np.broadcast_shapes(shape, to) == to
+    except ValueError:
+        return False
 
 
 def _pending_sig(c):
@@ -120,11 +134,7 @@ def update_(x, Δ):
     step = _numeric(step, "update_'s Δ")
     if isinstance(step, np.ndarray | np.generic):
         step = jnp.asarray(step)
-    try:
-        ok = jnp.broadcast_shapes(cell.aval[0], step.shape) == cell.aval[0]
-    except ValueError:
-        ok = False
-    if not ok:
+    if step.shape != cell.aval[0] and not _broadcasts(step.shape, cell.aval[0]):
         raise ValueError(f"update_ of a param of shape {cell.aval[0]} by Δ of shape {step.shape}")
     if cell.value is None:  # two updates in a row: settle the first, keep chains short
         cell.get()

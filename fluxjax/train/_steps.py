@@ -11,8 +11,9 @@ asked (``sync``). ``scan`` runs many steps of a ``DataLoader`` epoch in one call
 ``jax.lax.scan``.
 
 A step whose loss, gradient or updated params are not finite changes nothing, and every
-later step of that call is skipped: ``status`` (``[good steps, why]``) says which step
-failed and why, and ``train_`` raises ``FloatingPointError`` naming it.
+later step of that call is skipped: ``status`` (``[good steps, why, guard]``) says which step
+failed and why (a gradient is judged by the updated params it gives), and ``train_``
+raises ``FloatingPointError`` naming it.
 """
 
 import warnings
@@ -27,7 +28,7 @@ from fluxjax import tracker
 from fluxjax.tracker import Cache
 
 from ._optimisers import as_transformation
-from ._update import _step, get_state, put_state
+from ._update import _step, get_state, put_state, settings
 
 FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
 
@@ -41,7 +42,10 @@ def _finite(tree):
 
 
 def _pure_step(loss, plist, extras, tx):
-    """``(arrays, extras, opt_state, status, batch) -> (same..., loss)``, pure."""
+    """``(arrays, extras, opt_state, status, batch) -> (same..., loss)``, pure.
+
+    ``status`` is ``[good steps, why the first bad one failed, check the params]``.
+    """
     n = len(plist)
 
     def value(arrays, extra_values, batch):
@@ -56,11 +60,12 @@ def _pure_step(loss, plist, extras, tx):
         (l, new_extras), g = jax.value_and_grad(value, has_aux=True)(arrays, extra_values, batch)
         updates, new_state = tx.update(g, state, arrays)
         new_arrays = optax.apply_updates(arrays, updates)
-        was_fine = _finite(arrays)
+        # status[2]: the params were finite when the call began (else only the loss is
+        # checked); the steps keep them finite from then on, so the old ones need no check
         why = jnp.where(
             ~jnp.isfinite(l),
             BAD_LOSS,
-            jnp.where(was_fine & ~(_finite(g) & _finite(new_arrays)), BAD_GRADIENT, FINE),
+            jnp.where((status[2] == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
         )
         bad = (status[1] != FINE) | (why != FINE)
         # Only params and extras are held at their last finite values: selecting the
@@ -70,12 +75,18 @@ def _pure_step(loss, plist, extras, tx):
         kept = [jnp.where(bad, old, new) for new, old in zip(new_arrays, arrays)]
         kept_extras = [jnp.where(bad, old, new) for new, old in zip(new_extras, extra_values)]
         status = jnp.stack(
-            [status[0] + (~bad).astype(jnp.int32), jnp.where(status[1] != FINE, status[1], why)]
+            [
+                status[0] + (~bad).astype(jnp.int32),
+                jnp.where(status[1] != FINE, status[1], why),
+                status[2],
+            ]
         )
         return kept, kept_extras, new_state, status, l
 
     return step
 
+
+_all_finite = jax.jit(_finite)
 
 _copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
 """Fresh device copies of a pytree of arrays in one call (the carry gets donated)."""
@@ -88,7 +99,7 @@ _WARNED = Cache(1, "train_ recompile warning given")
 def _loose_key(loss, plist, opt):
     """What stays equal when a loop makes a new but identical loss or optimiser each call."""
     code = getattr(loss, "__code__", None)
-    return (code if code is not None else type(loss), tuple(map(id, plist)), type(opt), repr(opt))
+    return (code if code is not None else type(loss), tuple(map(id, plist)), type(opt))
 
 
 def _warn_recompile(loss, plist, opt):
@@ -121,9 +132,10 @@ class _Entry:
         self.scans: dict = {}
 
     def matches(self, loss, plist, opt):
+        same_opt = self.refs[2] is opt or settings(opt) == settings(self.refs[2]) is not None
         return (
             self.refs[0] is loss
-            and self.refs[2] is opt
+            and same_opt
             and len(self.refs[1]) == len(plist)
             and all(a is b for a, b in zip(self.refs[1], plist))
         )
@@ -131,7 +143,7 @@ class _Entry:
 
 def _compiled_for(loss, plist, opt):
     """The compiled step (and scans) of ``loss`` over ``plist`` with ``opt``, made once."""
-    key = (id(loss), tuple(map(id, plist)), id(opt))
+    key = (id(loss), tuple(map(id, plist)), settings(opt) or id(opt))
     entry = _CACHE.get(key)
     if entry is not None and entry.matches(loss, plist, opt):
         return entry
@@ -148,7 +160,7 @@ class Compiled:
         self.entry = _compiled_for(loss, plist, opt)
         self.resume()
         self.state = _copies(get_state(opt, plist, self.arrays))
-        self.status = jnp.zeros(2, jnp.int32)
+        self.status = jnp.asarray([0, FINE, int(_all_finite(self.arrays))], jnp.int32)
 
     def resume(self):
         """Carry on from the leaves' current values (copies: the carry gets donated)."""
@@ -186,7 +198,7 @@ class Compiled:
         """``(step, why)`` of the first non-finite step of this call, or None."""
         if self.status.is_deleted():
             return None
-        good, why = (int(v) for v in np.asarray(self.status))
+        good, why, _ = (int(v) for v in np.asarray(self.status))
         return None if why == FINE else (good, why)
 
     def step(self, item):

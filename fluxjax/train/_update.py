@@ -12,6 +12,7 @@ states through every compiled path like any other state: ``update_(opt, ps, gs)`
 inside ``fluxjax.jit``, and a failed trace or step leaves the state as it was.
 """
 
+import functools
 import weakref
 
 import jax
@@ -26,19 +27,54 @@ from ._optimisers import FluxOptimiser, as_transformation
 __all__ = ["update_"]
 
 
-class _Book:
-    """Per-optimiser storage: optax states by param-identity key, and the compiled step."""
+def settings(opt):
+    """A hashable key equal for fluxjax optimisers of the same kind and settings (so they
+    share compiled steps), or None for anything else (keyed by identity instead)."""
+    if not isinstance(opt, FluxOptimiser) or set(vars(opt)) - _KNOWN_FIELDS:
+        return None  # not ours, or it keeps settings outside _hyper (Optimiser(...))
+    parts = tuple(_setting(v) for v in vars(opt).get("_hyper", {}).values())
+    return None if _NOT_PLAIN in parts else (type(opt), parts)
 
-    def __init__(self, tx):
+
+_NOT_PLAIN = object()
+_KNOWN_FIELDS = {"piece", "tx", "_hyper", "_book"}
+
+
+def _setting(v):
+    """``v`` as part of a settings key: numbers, strings, tuples of them, optimisers."""
+    if type(v) in (int, float, bool, str):
+        return (type(v), v)
+    if isinstance(v, FluxOptimiser):
+        return settings(v) or _NOT_PLAIN
+    if type(v) in (tuple, list):
+        parts = tuple(_setting(e) for e in v)
+        return _NOT_PLAIN if _NOT_PLAIN in parts else parts
+    return _NOT_PLAIN
+
+
+_APPLIES = Cache(32, "optimiser steps of update_")
+
+
+class _Book:
+    """Per-optimiser storage: optax states by param-identity key, and the compiled step
+    (shared by optimisers with the same settings)."""
+
+    def __init__(self, opt, tx):
         self.tx = tx
         self.states = {}  # key -> _Stored
-        self.apply = jax.jit(self._apply)
+        key = settings(opt)
+        self.apply = _APPLIES.get(key) if key is not None else None
+        if self.apply is None:
+            self.apply = jax.jit(functools.partial(_apply, tx))
+            if key is not None:
+                _APPLIES[key] = self.apply
 
-    def _apply(self, grads, state, arrays):
-        updates, state = self.tx.update(grads, state, arrays)
-        new = optax.apply_updates(arrays, updates)
-        fine = [jnp.all(jnp.isfinite(n)) | ~jnp.all(jnp.isfinite(a)) for n, a in zip(new, arrays)]
-        return new, state, jnp.all(jnp.array(fine))
+
+def _apply(tx, grads, state, arrays):
+    updates, state = tx.update(grads, state, arrays)
+    new = optax.apply_updates(arrays, updates)
+    fine = [jnp.all(jnp.isfinite(n)) | ~jnp.all(jnp.isfinite(a)) for n, a in zip(new, arrays)]
+    return new, state, jnp.all(jnp.array(fine))
 
 
 class _Stored:
@@ -60,12 +96,12 @@ _raw_books = Cache(64, "optimiser books of raw optax transformations")
 def _book(opt) -> _Book:
     if isinstance(opt, FluxOptimiser):
         if "_book" not in vars(opt):
-            opt._book = _Book(opt.tx)
+            opt._book = _Book(opt, opt.tx)
         return opt._book
     tx = as_transformation(opt)
     book = _raw_books.get(id(tx))
     if book is None or book.tx is not tx:
-        book = _raw_books[id(tx)] = _Book(tx)
+        book = _raw_books[id(tx)] = _Book(opt, tx)
     return book
 
 
