@@ -222,6 +222,9 @@ def test_reprs_and_params():
     assert repr(fj.ConvTranspose((2, 2), 4, 1, stride=2)) == "ConvTranspose((2, 2), 4, 1, stride=2)"
     assert repr(fj.DepthwiseConv((2, 2), 3, 6)) == "DepthwiseConv((2, 2), 3, 6)"
     assert repr(fj.MeanPool((2, 2), pad=1)) == "MeanPool((2, 2), pad=1, stride=(2, 2))"
+    nb = fj.Conv((3, 3), 1, 2, bias=False)
+    assert repr(nb) == "Conv((3, 3), 1, 2, bias=False)" and len(fj.params(nb)) == 1
+    assert nb(jnp.ones((1, 3, 3, 1))).shape == (1, 1, 1, 2)
     m = fj.Chain(fj.Conv((3, 3), 1, 2), fj.MaxPool((2, 2)), fj.ConvTranspose((2, 2), 2, 1))
     assert [tuple(p.shape) for p in fj.params(m)] == [(3, 3, 1, 2), (2,), (2, 2, 1, 2), (1,)]
 
