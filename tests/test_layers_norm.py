@@ -257,3 +257,16 @@ def test_state_leaves_stay_state_through_tree_maps():
         assert len(fj.params(c)) == 2 and len(fj.states(c)) == 3
         assert c[1].key.dtype == jnp.uint32 and not c[0].μ.trainable
     assert len(fj.params(m)) == 2 and [s.shape for s in fj.states(m)] == [(2,), (2,), (2,)]
+
+
+def test_plain_jax_jit_and_grad_see_a_pytree_whose_state_leaves_are_leaves(rng):
+    m = fj.Chain(fj.Dense(3, 3), fj.BatchNorm(3), fj.Dropout(0.5))
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    y, new = jax.jit(lambda m, x: (m(x), m))(m, x)  # pure: the new state comes out
+    assert float(jnp.abs(m[1].μ.data).sum()) == 0  # the input model is untouched
+    h = np.asarray(m[0](x).data)
+    np.testing.assert_allclose(np.asarray(new[1].μ.data), 0.1 * h.mean(0), **TOL)
+    assert not np.array_equal(np.asarray(new[2].key.data), np.asarray(m[2].key.data))
+    g = jax.grad(lambda m: jnp.sum(m(x) ** 2), allow_int=True)(m)  # the key is an int leaf
+    gs = fj.gradient(lambda: fj.numpy.sum(m(x) ** 2), fj.params(m))  # same key, same mask
+    np.testing.assert_allclose(np.asarray(g[0].W.data), np.asarray(gs[m[0].W]), **TOL)

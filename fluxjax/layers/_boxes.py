@@ -14,8 +14,11 @@ from ..tracker import Tracked, param, state
 
 
 def is_concrete(c) -> bool:
-    """A real array (not a tracer, not a placeholder): what a fresh ``param`` can hold."""
-    return isinstance(c, (jax.Array, np.ndarray)) and not isinstance(c, jax.core.Tracer)
+    """A real array (not a tracer, not a placeholder, not the ``float0`` "gradient" of an
+    integer leaf): what a fresh ``param`` or ``state`` can hold."""
+    if not isinstance(c, (jax.Array, np.ndarray)) or isinstance(c, jax.core.Tracer):
+        return False
+    return c.dtype != jax.dtypes.float0
 
 
 class _ParamSlot:
