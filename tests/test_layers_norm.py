@@ -152,6 +152,9 @@ def test_running_statistics_are_the_same_on_every_path(rng):
             lambda a: fj.numpy.sum(m(a)), m, fj.DataLoader(np.tile(x, (3, 1)), 5), fj.Descent(0.0)
         ),  # fmt: skip
         "fluxjax.jit": lambda m: [fj.jit(lambda a: m(a).sum())(x) for _ in range(3)],
+        "train_ eager": lambda m: fj.train_(
+            lambda a: fj.numpy.sum(m(a)), m, [x] * 3, fj.Descent(0.0), jit=False
+        ),
     }
     for name, run in runs.items():
         m = fj.BatchNorm(2)
