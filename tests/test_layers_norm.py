@@ -177,6 +177,11 @@ def test_testmode_freezes_statistics_and_train_sees_the_switch(rng):
     fj.trainmode_(m)
     fj.train_(lambda a: fj.numpy.sum(m(a) ** 2), m, [x], fj.Descent(0.01))
     assert not np.allclose(np.asarray(m[1].μ.data), μ)
+    d = fj.Dropout(0.5)
+    step = fj.jit(lambda v: d(v))
+    assert (np.asarray(step(jnp.ones(64))) == 0).any()
+    fj.testmode_(d)  # fluxjax.jit traces again too
+    np.testing.assert_array_equal(np.asarray(step(jnp.ones(64))), np.ones(64))
 
 
 def test_single_value_per_channel_is_rejected_in_training():
