@@ -28,10 +28,9 @@ def _new_stream(key):
 
 
 def _draw(layer):
-    """A fresh key for this call; the layer's stream moves on."""
+    """``(key for this call, the stream's next key data)``: write the latter on success."""
     new, use = jax.random.split(jax.random.wrap_key_data(data(layer.key)))
-    write(layer, "key", jax.random.key_data(new))
-    return use
+    return use, jax.random.key_data(new)
 
 
 def _check_p(name, p):
@@ -80,9 +79,12 @@ class Dropout:
         if not self.active:
             return x
         x = x if hasattr(x, "shape") else jnp.asarray(x)
-        u = jax.random.uniform(_draw(self), _mask_shape(x.shape, self.dims))
+        use, next_key = _draw(self)
+        u = jax.random.uniform(use, _mask_shape(x.shape, self.dims))
         keep = 1 / (1 - self.p) if self.p < 1 else 0.0
-        return x * jnp.where(u >= self.p, keep, 0.0).astype(x.dtype)
+        y = x * jnp.where(u >= self.p, keep, 0.0).astype(x.dtype)
+        write(self, "key", next_key)
+        return y
 
     def __repr__(self):
         dims = "" if self.dims is None else f", dims={self.dims}"
@@ -118,10 +120,12 @@ class AlphaDropout:
             return x
         x = x if hasattr(x, "shape") else jnp.asarray(x)
         p, α = self.p, -_SELU_λα
-        u = jax.random.uniform(_draw(self), tuple(x.shape))
-        keep = (u >= p).astype(x.dtype)
+        use, next_key = _draw(self)
+        keep = (jax.random.uniform(use, tuple(x.shape)) >= p).astype(x.dtype)
         A = ((1 - p) * (1 + p * α**2)) ** -0.5 if p < 1 else 0.0
-        return (x * keep + (α * (1 - keep))) * A + (-A * α * p)
+        y = (x * keep + (α * (1 - keep))) * A + (-A * α * p)
+        write(self, "key", next_key)
+        return y
 
     def __repr__(self):
         return f"AlphaDropout({self.p})"

@@ -110,11 +110,12 @@ class BatchNorm:
         self._check(x)
         if not self.active:
             y = _running_norm(x, self.γ, self.β, self.μ, self.σ2, self.ε, self._groups)
-        else:
-            axes = self._axes(len(x.shape) + (self._groups > 0))
-            y, μ, σ2 = _batch_norm(x, self.γ, self.β, self.ε, axes, self._groups)
-            self._update(x.shape, axes, data(μ), data(σ2))
-        return y if self.λ is identity else self.λ(y)
+            return y if self.λ is identity else self.λ(y)
+        axes = self._axes(len(x.shape) + (self._groups > 0))
+        y, μ, σ2 = _batch_norm(x, self.γ, self.β, self.ε, axes, self._groups)
+        y = y if self.λ is identity else self.λ(y)
+        self._update(x.shape, axes, data(μ), data(σ2))  # last: an error leaves μ, σ2 alone
+        return y
 
     def _update(self, shape, axes, μ, σ2):
         """Moves the running statistics towards the batch's (Flux v0.9's rule)."""
