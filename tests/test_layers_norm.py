@@ -184,6 +184,16 @@ def test_testmode_freezes_statistics_and_train_sees_the_switch(rng):
     np.testing.assert_array_equal(np.asarray(step(jnp.ones(64))), np.ones(64))
 
 
+def test_an_error_leaves_the_running_statistics_alone():
+    def bad(y):
+        raise RuntimeError("boom")
+
+    m = fj.BatchNorm(2, bad)
+    with pytest.raises(RuntimeError, match="boom"):
+        m(jnp.ones((3, 2)))
+    assert m.μ.data.tolist() == [0, 0] and m.σ2.data.tolist() == [1, 1]
+
+
 def test_single_value_per_channel_is_rejected_in_training():
     with pytest.raises(ValueError, match="at least two"):
         fj.BatchNorm(2)(jnp.ones((1, 2)))
