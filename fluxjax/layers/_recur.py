@@ -40,6 +40,10 @@ def _as_tuple(h):
     return h if isinstance(h, tuple) else (h,)
 
 
+def _plain_tracer(y):
+    return isinstance(y, jax.core.Tracer)
+
+
 def _like(h, values):
     return tuple(values) if isinstance(h, tuple) else values[0]
 
@@ -76,16 +80,31 @@ class Recur:
 
     def __call__(self, x):
         if isinstance(x, list):
-            return [self._step(xt) for xt in x]
+            return [self._step(xt)[1] for xt in x]
         if hasattr(x, "shape") and len(x.shape) == 3:
-            return _stack([self._step(x[:, t]) for t in range(x.shape[1])])
-        return self._step(x)
+            return self._sequence(x)
+        return self._step(x)[1]
 
     def _step(self, x):
         x = x if hasattr(x, "shape") else jnp.asarray(x)
         h, y = self.cell(self._current(tuple(x.shape[:-1])), x)
         self._remember(h)
-        return y
+        return h, y
+
+    def _sequence(self, x):
+        """``(n, time, in) -> (n, time, out)``. Inside a trace whose steps give plain JAX
+        values, the steps after the first run as one ``jax.lax.scan``."""
+        h, y = self._step(x[:, 0])
+        if x.shape[1] == 1 or not _plain_tracer(y):
+            ys = [y] + [self._step(x[:, t])[1] for t in range(1, x.shape[1])]
+            return _stack(ys)
+
+        def body(h, xt):
+            return self.cell(h, xt)
+
+        h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x[:, 1:]), 0, 1))
+        self._remember(h)
+        return jnp.concatenate([y[:, None], jnp.swapaxes(ys, 0, 1)], axis=1)
 
     def _current(self, batch):
         """The state a step over a batch of shape ``batch`` starts from (see the module
