@@ -9,6 +9,10 @@ carry the tracked state itself, so gradients flow back through the whole sequenc
 compiled step that did not call ``reset_`` itself starts from ``where(fresh, initial
 state, stored state)``, so a ``reset_`` made before it is honoured too.
 
+A sequence given as one array ``(n, time, in)`` runs step by step in eager code; inside
+a trace (``gradient``, a compiled ``train_`` step, plain ``jax.jit``) the steps after the
+first run as one ``jax.lax.scan``, which compiles once whatever the length.
+
 A compiled step can only write back a state of the shape it was given: when a trace
 meets a batch whose state shape differs from the stored one (typically the first
 compiled step after ``reset_``, whose stored state is the unbatched initial one), the
