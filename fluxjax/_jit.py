@@ -39,15 +39,16 @@ class CompiledStep:
         return list(self._leaves)
 
     def _build(self, statics, leaves):
-        f = self._f
+        f, messages = self._f, []
 
         def pure(dyn, values, grads):
             r = tracker.run(f, _merge(statics, dyn), leaves, values, grads, keep_graph=True)
             if r.touched:
                 raise tracker.Retrace(r.touched)
-            return r.out, r.values, r.grads
+            messages[:] = [m for _, m in r.checks]
+            return r.out, r.values, r.grads, [ok for ok, _ in r.checks]
 
-        return jax.jit(pure)
+        return jax.jit(pure), messages
 
     def __call__(self, *args):
         statics = tuple(None if isinstance(a, _DYNAMIC) else a for a in args)
@@ -57,11 +58,14 @@ class CompiledStep:
         for _ in range(self._max):
             leaves = self._leaves
             key = (tuple(map(id, (s for s in statics if s is not None))), len(leaves))
-            fn = self._compiled.get(key)
-            if fn is None:
-                fn = self._compiled[key] = self._build(statics, list(leaves))
+            built = self._compiled.get(key)
+            if built is None:
+                built = self._compiled[key] = self._build(statics, list(leaves))
+            fn, messages = built
             try:
-                out, values, grads = fn(dyn, tracker.values_of(leaves), tracker.grads_of(leaves))
+                out, values, grads, oks = fn(
+                    dyn, tracker.values_of(leaves), tracker.grads_of(leaves)
+                )
             except tracker.Retrace as r:
                 self._compiled.pop(key, None)
                 if r.setup is not None:
@@ -69,6 +73,7 @@ class CompiledStep:
                 known = {id(p) for p in leaves}
                 self._leaves = leaves + [p for p in r.leaves if id(p) not in known]
                 continue
+            tracker.raise_failed(oks, messages)  # before any write: the call changes nothing
             tracker.assign(leaves, values, grads)
             return out
         raise RuntimeError(

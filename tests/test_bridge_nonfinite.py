@@ -53,3 +53,30 @@ def test_update_with_an_optimiser_refuses_a_nan_gradient():
     fj.update_(opt, W, g)  # the momentum is as before the bad call: W follows its twin
     fj.update_(opt_twin, twin, g)
     np.testing.assert_array_equal(W.data, twin.data)
+
+
+def test_jit_step_with_a_nan_loss_or_gradient_changes_nothing():
+    W, twin = fj.param([1.0, 2.0]), fj.param([1.0, 2.0])
+    opt, opt_twin = fj.Momentum(0.1), fj.Momentum(0.1)
+
+    def step(W, opt, x):
+        l = fnp.sqrt(fnp.abs(W * x)).sum()  # NaN slope at x = 0
+        fj.back_(l)
+        fj.update_(opt, W, fj.grad(W))
+        return l
+
+    jitted = fj.jit(lambda x: step(W, opt, x))
+    ones = jnp.asarray([1.0, 1.0])
+    jitted(ones)  # fine: compiles and steps
+    step(twin, opt_twin, ones)
+    before, g = np.asarray(W.data), np.asarray(W.grad)
+    with pytest.raises(FloatingPointError, match="not finite"):
+        jitted(jnp.asarray([0.0, 1.0]))
+    np.testing.assert_array_equal(W.data, before)
+    np.testing.assert_array_equal(W.grad, g)
+    with pytest.raises(FloatingPointError, match="loss is not finite"):
+        jitted(jnp.asarray([np.nan, 1.0]))
+    np.testing.assert_array_equal(W.data, before)
+    jitted(ones)  # the momentum is as if the failed calls never happened
+    step(twin, opt_twin, ones)
+    np.testing.assert_allclose(W.data, twin.data, rtol=1e-6)

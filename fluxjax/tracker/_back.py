@@ -12,7 +12,7 @@ from ._compat import Tracer
 from ._graph import backward_fn, cached, ext_sig, plan
 from ._node import Tracked
 from ._spec import value
-from ._trace import TRACE, note
+from ._trace import TRACE, check, note
 
 
 def back_(y, Δ=None, *, once=True):
@@ -54,6 +54,8 @@ def back_(y, Δ=None, *, once=True):
     y_value, cells, grads = _run_backward(entries, ext, Δ)
     if Δ is None and not isinstance(y_value, Tracer) and not math.isfinite(float(y_value)):
         raise FloatingPointError(f"loss is {float(y_value)}: gradients were not accumulated")
+    if Δ is None and isinstance(y_value, Tracer):  # inside fluxjax.jit: checked after the call
+        check(jnp.isfinite(y_value), "back_: the loss is not finite; nothing was changed")
     if y._value is None and not isinstance(y_value, Tracer):
         y._value = y_value
     seen = set()
@@ -70,10 +72,21 @@ def back_(y, Δ=None, *, once=True):
     return None
 
 
-def _run_backward(entries, ext, Δ):
+def pure_backward(y, wanted, Δ=None):
+    """``(y's value, [(param, gradient)])`` for the params in ``wanted`` (a dict
+    id -> param) reached from the recorded ``y``: one cached compiled replay, like
+    ``back_``, but no ``.grad`` changes and nothing is freed."""
+    nodes, entries, ext = plan(y, full=True)
+    y_value, cells, grads = _run_backward(entries, ext, Δ, wanted)
+    return y_value, [(c.owner, g) for c, g in zip(cells, grads)]
+
+
+def _run_backward(entries, ext, Δ, wanted=None):
     kinds, cells, consts = [], [], []
     for x in ext:  # params' cells are differentiated; state cells and the rest are constants
         k = type(x) is LeafCell and not x.owner._state
+        if k and wanted is not None:
+            k = id(x.owner) in wanted
         kinds.append(k)
         if k:
             cells.append(x)
@@ -82,14 +95,14 @@ def _run_backward(entries, ext, Δ):
     kinds = tuple(kinds)
     owners = set()
     acc = []
-    for c in cells:
+    for c in cells:  # add to the .grad a param holds (once per param), unless pure
         first = id(c.owner) not in owners
         owners.add(id(c.owner))
-        acc.append(first and c.owner._grad is not None)
+        acc.append(first and wanted is None and c.owner._grad is not None)
     acc = tuple(acc)
     olds = [c.owner._grad for c, a in zip(cells, acc) if a]
     seeded = Δ is not None
-    key = ("bwd", tuple(entries), tuple(ext_sig(x) for x in ext), acc, seeded)
+    key = ("bwd", tuple(entries), tuple(ext_sig(x) for x in ext), kinds, acc, seeded)
     dy = jnp.asarray(Δ.data if isinstance(Δ, Tracked) else Δ) if seeded else None
     pend = tuple(_pending_sig(c) for c in cells)
     ins = [(c.pending[0].value, c.pending[1]) if p else c.get() for c, p in zip(cells, pend)]

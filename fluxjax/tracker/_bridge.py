@@ -22,7 +22,7 @@ from typing import NamedTuple
 import jax
 
 from ._cell import LeafCell, Value
-from ._trace import keeping_graph, swapped, watching
+from ._trace import check, checking, keeping_graph, restore, swapped, watching
 
 
 class Run(NamedTuple):
@@ -31,7 +31,8 @@ class Run(NamedTuple):
     ``out``: ``f``'s result, tracked values made plain. ``values`` / ``grads``: each
     threaded leaf's value and ``.grad`` (None: zeros) after ``f``. ``touched``: the other
     leaves ``f`` read or wrote; ``written``: for each, the value ``f`` assigned (None if
-    it only read it).
+    it only read it). ``checks``: the traced ``(ok, message)`` of ``check`` calls, to
+    return from the compiled step and test after it (``raise_failed``).
     """
 
     out: object
@@ -39,6 +40,7 @@ class Run(NamedTuple):
     grads: list | None
     touched: list
     written: list
+    checks: list
 
 
 class Retrace(Exception):
@@ -67,7 +69,7 @@ def run(f, args, leaves, values, grads=None, *, keep_graph=False) -> Run:
     """Call ``f(*args)`` with ``leaves[i]`` reading ``values[i]`` (and ``.grad`` reading
     ``grads[i]``, when given); put every leaf back as it was afterwards, also on error."""
     own = {id(p) for p in leaves}
-    with watching() as seen:
+    with watching() as seen, checking() as checks:
         try:
             with swapped(leaves, values, _cell):
                 if grads is not None:
@@ -80,10 +82,14 @@ def run(f, args, leaves, values, grads=None, *, keep_graph=False) -> Run:
             touched = [b for k, b in seen.items() if k not in own]
             written = [b.leaf._cell.get() if b.leaf._cell is not b.cell else None for b in touched]
         finally:
-            for k, b in seen.items():
-                if k not in own:
-                    b.leaf._cell, b.leaf._grad = b.cell, b.grad
-    return Run(out, new_values, new_grads, [b.leaf for b in touched], written)
+            restore(seen, own)
+    return Run(out, new_values, new_grads, [b.leaf for b in touched], written, checks)
+
+
+def raise_failed(oks, messages):
+    """After a compiled call: raise ``FloatingPointError`` for the first check that failed."""
+    for ok, message in zip(oks, messages):
+        check(ok, message)
 
 
 def write_back(leaves, values):

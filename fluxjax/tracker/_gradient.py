@@ -12,12 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _trace
-from ._bridge import run, write_back
+from ._back import pure_backward
+from ._bridge import raise_failed, run, write_back
 from ._cache import Cache
 from ._cell import LeafCell
 from ._lift import track
 from ._node import Tracked, apply
 from ._params import Grads, Params
+from ._trace import TRACE, restore, watching
 
 
 def swapped(ps, values):
@@ -58,6 +60,15 @@ def gradient(f, *xs):
     """
     if len(xs) == 1 and isinstance(xs[0], Params):
         ps = list(xs[0])
+        recorded = _recorded(f, ps)
+        if recorded is not None:
+            y, seen = recorded
+            try:
+                _scalar(y)
+                return Grads(zip(ps, _by_param(ps, pure_backward(y, _ids(ps))[1])))
+            except BaseException:
+                restore(seen)
+                raise
         gs = _pure_grad(f, (), ps, [p.data for p in ps], argnums=0)
         return Grads(zip(ps, gs))
     if not xs:
@@ -66,17 +77,50 @@ def gradient(f, *xs):
     return tuple(_pure_grad(f, vals, (), (), argnums=tuple(range(1, len(vals) + 1))))
 
 
+def _recorded(f, ps):
+    """``(y, touched)``: ``y = f()`` recorded as a graph of tracked ops, for one cached
+    compiled replay (as ``back_`` does), and the leaves ``f`` touched, to put back if the
+    replay fails. None, with those leaves put back, when ``y`` is not a recorded graph
+    (inside a transformation, or a value that reads no param): then ``jax.grad`` runs ``f``."""
+    if TRACE.swaps or not ps:
+        return None
+    with watching() as seen:
+        try:
+            y = f()
+        except BaseException:
+            restore(seen)
+            raise
+    if isinstance(y, Tracked) and y._cell is None:
+        return y, seen
+    restore(seen)
+    return None
+
+
+def _ids(ps):
+    return {id(p): p for p in ps}
+
+
+def _by_param(ps, pairs):
+    """One gradient per param of ``ps``: a param's cells summed, zeros where unreached."""
+    out = {}
+    for owner, g in pairs:
+        out[id(owner)] = g if id(owner) not in out else out[id(owner)] + g
+    return [out[id(p)] if id(p) in out else jnp.zeros(p.shape, p.dtype) for p in ps]
+
+
 def _pure_grad(f, args, leaves, values, argnums):
     """``jax.grad`` through the bridge: differentiates w.r.t. ``values`` (argnums 0) or
     ``args`` (argnums 1..); what ``f`` assigned to leaves is written back after success."""
-    touched = []
+    touched, messages = [], []
 
     def g(vals, *a):
         r = run(f, a, leaves, vals)
         touched.append(r.touched)
-        return _scalar(r.out), r.written
+        messages[:] = [m for _, m in r.checks]
+        return _scalar(r.out), (r.written, [ok for ok, _ in r.checks])
 
-    gs, written = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
+    gs, (written, oks) = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
+    raise_failed(oks, messages)
     write_back(touched[-1], written)
     return gs
 
@@ -90,22 +134,33 @@ def forward(f, *xs):
     """
     if len(xs) == 1 and isinstance(xs[0], Params):
         ps = list(xs[0])
+        recorded = _recorded(f, ps)
+        if recorded is not None:
+            y = recorded[0]
+            return y.data, lambda Δ: Grads(zip(ps, _pullback(y, ps, Δ)))
         y, pull = _pure_vjp(f, (), ps, [p.data for p in ps])
         return y, lambda Δ: Grads(zip(ps, pull(jnp.asarray(Δ, y.dtype))[0]))
     y, pull = _pure_vjp(f, _inputs(xs), (), ())
     return y, lambda Δ: tuple(pull(jnp.asarray(Δ, y.dtype))[1:])
 
 
+def _pullback(y, ps, Δ):
+    Δ = jnp.broadcast_to(jnp.asarray(Δ, y.dtype), y.shape)
+    return _by_param(ps, pure_backward(y, _ids(ps), Δ)[1])
+
+
 def _pure_vjp(f, args, leaves, values):
     """``jax.vjp`` through the bridge; assigned leaves are written back when it returns."""
-    touched = []
+    touched, messages = [], []
 
     def g(vals, *a):
         r = run(f, a, leaves, vals)
         touched.append(r.touched)
-        return _plain(r.out), r.written
+        messages[:] = [m for _, m in r.checks]
+        return _plain(r.out), (r.written, [ok for ok, _ in r.checks])
 
-    y, pull, written = jax.vjp(g, list(values), *args, has_aux=True)
+    y, pull, (written, oks) = jax.vjp(g, list(values), *args, has_aux=True)
+    raise_failed(oks, messages)
     write_back(touched[-1], written)
     return y, pull
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._cache import Cache
 from ._cell import LeafCell, Value
-from ._trace import swapped, watching
+from ._trace import restore, swapped, watching
 
 _SLOT = object()  # marks where a dynamic input goes back into the arguments
 
@@ -178,8 +178,7 @@ def out_aval(op, dyn) -> OutAval:
         try:
             out = jax.eval_shape(lambda *v: call(op, v), *shapes)
         finally:  # working out a shape never changes a leaf
-            for b in seen.values():
-                b.leaf._cell, b.leaf._grad = b.cell, b.grad
+            restore(seen)
     reads = tuple(b.leaf for b in seen.values())
     if isinstance(out, jax.ShapeDtypeStruct):
         aval = _aval_of(out)

@@ -10,6 +10,8 @@ block of the thread that opened it:
   learns what it read as a constant and anything it touched can be put back.
 - ``keeping_graph()``: ops on tracers still record a graph, so ``back_`` works inside a
   compiled step (``fluxjax.jit``).
+- ``checking()``: ``check(ok, message)`` calls with a traced ``ok`` are collected, so the
+  compiled step can return them and raise after the call (eagerly, ``check`` raises).
 
 Nothing here is shared between threads: two threads tracing at once never see each
 other's swaps or watches.
@@ -20,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from typing import NamedTuple
+
+import jax
 
 
 class Before(NamedTuple):
@@ -32,12 +36,14 @@ class Before(NamedTuple):
 
 class TraceState(threading.local):
     """Per-thread: ``swaps`` (old cell id -> the cell read now), ``watches`` (a stack of
-    dicts id(leaf) -> Before), ``keep_graph`` (depth of ``keeping_graph`` blocks)."""
+    dicts id(leaf) -> Before), ``keep_graph`` (depth of ``keeping_graph`` blocks),
+    ``checks`` (a stack of lists of ``(ok, message)``)."""
 
     def __init__(self):
         self.swaps: dict = {}
         self.watches: list = []
         self.keep_graph = 0
+        self.checks: list = []
 
 
 TRACE = TraceState()
@@ -60,6 +66,34 @@ def watching():
     finally:
         watches = TRACE.watches
         del watches[next(i for i in range(len(watches) - 1, -1, -1) if watches[i] is seen)]
+
+
+def restore(seen, skip=()):
+    """Put every leaf in ``seen`` (from ``watching()``) back as it was, except ``skip`` ids."""
+    for k, b in seen.items():
+        if k not in skip:
+            b.leaf._cell, b.leaf._grad = b.cell, b.grad
+
+
+def check(ok, message, error=FloatingPointError):
+    """Raise ``error(message)`` unless ``ok``; a traced ``ok`` goes to the open
+    ``checking()`` block (the compiled step raises after its call), if there is one."""
+    if not isinstance(ok, jax.core.Tracer):
+        if not bool(ok):
+            raise error(message)
+    elif TRACE.checks:
+        TRACE.checks[-1].append((ok, message))
+
+
+@contextlib.contextmanager
+def checking():
+    """Yield the list of ``(traced ok, message)`` that ``check`` collects in the block."""
+    found: list = []
+    TRACE.checks.append(found)
+    try:
+        yield found
+    finally:
+        TRACE.checks.pop()
 
 
 @contextlib.contextmanager

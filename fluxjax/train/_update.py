@@ -158,11 +158,11 @@ def _step(opt, plist, grads):
     arrays = [p.data for p in plist]
     state = get_state(opt, plist, arrays)
     new, state, fine = _book(opt).apply(grads, state, arrays)
-    if not isinstance(fine, jax.core.Tracer) and not bool(fine):
-        raise FloatingPointError(
-            "update_: the gradient or the updated params are not finite; the params and "
-            "the optimiser state were left unchanged"
-        )
+    tracker.check(
+        fine,
+        "update_: the gradient or the updated params are not finite; the params and the "
+        "optimiser state were left unchanged",
+    )
     put_state(opt, plist, state)
     for p, a in zip(plist, new, strict=True):
         p.data = a
