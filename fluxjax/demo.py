@@ -42,13 +42,36 @@ def load_digits_split():
     return x[train], labels[train], x[test], labels[test]
 
 
-def build_model(hidden: int) -> fj.Chain:
-    """The classifier: 64 pixels → ``hidden`` → ``hidden`` → 10 raw class scores."""
+def build_model(hidden: int, kind: str = "mlp") -> fj.Chain:
+    """The classifier: 64 pixels → ``hidden`` → ``hidden`` → 10 raw class scores; or, for
+    ``kind="cnn"``, the pixels as an 8×8 image through two 3×3 convolutions (``hidden ÷ 8``
+    and ``hidden ÷ 4`` channels), each followed by 2×2 max pooling, then ``Dense``."""
+    if kind == "cnn":
+        c1, c2 = max(1, hidden // 8), max(1, hidden // 4)
+        return fj.Chain(
+            as_images,
+            fj.Conv((3, 3), 1, c1, fj.relu, pad=1),
+            fj.MaxPool((2, 2)),
+            fj.Conv((3, 3), c1, c2, fj.relu, pad=1),
+            fj.MaxPool((2, 2)),
+            flatten,
+            fj.Dense(4 * c2, 10),
+        )
     return fj.Chain(
         fj.Dense(64, hidden, fj.relu),
         fj.Dense(hidden, hidden, fj.relu),
         fj.Dense(hidden, 10),
     )
+
+
+def as_images(x):
+    """Rows of 64 pixels as a batch of 8×8 one-channel images ``(n, 8, 8, 1)``."""
+    return x.reshape(x.shape[0], 8, 8, 1)
+
+
+def flatten(x):
+    """``(n, …)`` → ``(n, features)``."""
+    return x.reshape(x.shape[0], -1)
 
 
 def predict(model, x) -> np.ndarray:
@@ -155,6 +178,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--epochs", type=int, default=20, help="passes over the 1500 training digits")
     p.add_argument("--hidden", type=int, default=128, help="width of the two hidden layers")
+    p.add_argument(
+        "--model", choices=("mlp", "cnn"), default="mlp", help="Dense layers or convolutions"
+    )
     p.add_argument("--lr", type=float, default=3e-3, help="ADAM learning rate η")
     p.add_argument("--batchsize", type=int, default=32, help="digits per training step")
     p.add_argument("--seed", type=int, default=0, help="initial weights and shuffling")
@@ -174,7 +200,7 @@ def main(argv=None) -> dict:
     print(f"digits: {len(x_train)} train, {len(x_test)} test, 8x8 pixels scaled to [0, 1]")
 
     fj.seed(args.seed)
-    model = build_model(args.hidden)
+    model = build_model(args.hidden, args.model)
     print(f"model:  {model}")
     start = time.perf_counter()
     losses, trace = train(
@@ -195,7 +221,7 @@ def main(argv=None) -> dict:
     os.makedirs(args.out, exist_ok=True)
     checkpoint = os.path.join(args.out, "digits.safetensors")
     fj.save(checkpoint, model)
-    reloaded = fj.load(checkpoint, build_model(args.hidden))
+    reloaded = fj.load(checkpoint, build_model(args.hidden, args.model))
     same = bool(np.array_equal(predict(reloaded, x_test), predicted))
     print(f"model saved to {checkpoint} (reloaded: same predictions: {same})")
 

@@ -5,30 +5,66 @@ from ._activations import (
     gelu,
     identity,
     leakyrelu,
+    logcosh,
     logsigmoid,
     logsoftmax,
     logσ,
     relu,
+    selu,
     sigmoid,
     softmax,
     softplus,
+    softsign,
     swish,
     tanh,
     σ,
 )
 from ._basic import Chain, Composed, Dense, activations, compose
+from ._conv import conv, depthwiseconv
+from ._convlayers import Conv, ConvTranspose, CrossCor, DepthwiseConv
 from ._display import summary
+from ._dropout import AlphaDropout, Dropout
+from ._misc import Diagonal, Maxout, SkipConnection, normalise
+from ._norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
+from ._pool import MaxPool, MeanPool, maxpool, meanpool
 from ._random import glorot_normal, glorot_uniform, seed
+from ._recur import GRU, LSTM, RNN, Recur, reset_
+from ._recurrent import GRUCell, LSTMCell, RNNCell
+from ._stateful import states, testmode_, trainmode_
 from ._tree import cpu, f32, f64, fmap, gpu, loadparams_, params
 from ._treelike import treelike
 
 __all__ = [
+    "AlphaDropout",
+    "BatchNorm",
     "Chain",
     "Composed",
+    "Conv",
+    "ConvTranspose",
+    "CrossCor",
     "Dense",
+    "DepthwiseConv",
+    "Diagonal",
+    "Dropout",
+    "GRU",
+    "GRUCell",
+    "GroupNorm",
+    "InstanceNorm",
+    "LSTM",
+    "LSTMCell",
+    "LayerNorm",
+    "MaxPool",
+    "Maxout",
+    "MeanPool",
+    "RNN",
+    "RNNCell",
+    "Recur",
+    "SkipConnection",
     "activations",
     "compose",
+    "conv",
     "cpu",
+    "depthwiseconv",
     "elu",
     "f32",
     "f64",
@@ -40,18 +76,28 @@ __all__ = [
     "identity",
     "leakyrelu",
     "loadparams_",
+    "logcosh",
     "logsigmoid",
     "logsoftmax",
     "logσ",
+    "maxpool",
+    "meanpool",
+    "normalise",
     "params",
     "relu",
+    "reset_",
     "seed",
+    "selu",
     "sigmoid",
     "softmax",
     "softplus",
+    "softsign",
+    "states",
     "summary",
     "swish",
     "tanh",
+    "testmode_",
+    "trainmode_",
     "treelike",
     "σ",
 ]

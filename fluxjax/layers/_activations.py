@@ -180,3 +180,41 @@ def logsoftmax(x, axis=-1):
 
 sigmoid = σ
 logsigmoid = logσ
+
+
+# ---- self-normalising and other NNlib v0.6 activations -------------------------------
+
+_SELU_λ = 1.0507009873554804934193349852946
+_SELU_α = 1.6732632423543772848170429916717
+
+
+@_lift
+def selu(x):
+    """selu(x) = λ * (x if x > 0 else α * (exp(x) - 1)), λ ≈ 1.0507, α ≈ 1.6733.
+
+    The scaled ELU of self-normalising networks (Klambauer et al. 2017).
+
+    >>> [round(v, 4) for v in selu(jnp.array([-1.0, 0.0, 2.0])).tolist()]
+    [-1.1113, 0.0, 2.1014]
+    """
+    return _SELU_λ * jnp.where(x > 0, x, _SELU_α * jnp.expm1(jnp.where(x > 0, 0, x)))
+
+
+@_lift
+def softsign(x):
+    """softsign(x) = x / (1 + |x|).
+
+    >>> softsign(jnp.array([-3.0, 0.0, 1.0])).tolist()
+    [-0.75, 0.0, 0.5]
+    """
+    return x / (1 + jnp.abs(x))
+
+
+@_lift
+def logcosh(x):
+    """logcosh(x) = log(cosh(x)) = x + softplus(-2x) - log(2), finite for any x.
+
+    >>> float(logcosh(0.0)), round(float(logcosh(1000.0)), 2)
+    (0.0, 999.31)
+    """
+    return x + _softplus(-2 * x) - math.log(2)

@@ -10,37 +10,40 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ..tracker import Tracked, param
+from ..tracker import Tracked, param, state
 
 
 def is_concrete(c) -> bool:
-    """A real array (not a tracer, not a placeholder): what a fresh ``param`` can hold."""
-    return isinstance(c, (jax.Array, np.ndarray)) and not isinstance(c, jax.core.Tracer)
+    """A real array (not a tracer, not a placeholder, not the ``float0`` "gradient" of an
+    integer leaf): what a fresh ``param`` or ``state`` can hold."""
+    if not isinstance(c, (jax.Array, np.ndarray)) or isinstance(c, jax.core.Tracer):
+        return False
+    return c.dtype != jax.dtypes.float0
 
 
 class _ParamSlot:
     """A param inside a list, tuple or dict field: JAX sees its array (key ``.data``).
 
-    Unflattening the box gives a fresh ``param`` for a concrete array and the raw value
-    (a tracer, say) otherwise.
+    Unflattening the box gives a fresh ``param`` (or ``state`` leaf, for a non-trainable
+    one) for a concrete array and the raw value (a tracer, say) otherwise.
     """
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "trainable")
 
-    def __init__(self, array):
-        self.array = array
+    def __init__(self, array, trainable=True):
+        self.array, self.trainable = array, trainable
 
 
-def _unbox(_, children):
+def _unbox(trainable, children):
     (c,) = children
-    return param(c) if is_concrete(c) else c
+    return (param if trainable else state)(c) if is_concrete(c) else c
 
 
 jax.tree_util.register_pytree_with_keys(
     _ParamSlot,
-    lambda s: (((jax.tree_util.GetAttrKey("data"), s.array),), None),
+    lambda s: (((jax.tree_util.GetAttrKey("data"), s.array),), s.trainable),
     _unbox,
-    lambda s: ((s.array,), None),
+    lambda s: ((s.array,), s.trainable),
 )
 
 
@@ -55,7 +58,9 @@ def boxed(v):
 
 
 def _boxed_item(v):
-    return _ParamSlot(v.data) if isinstance(v, Tracked) and v.is_leaf else boxed(v)
+    if isinstance(v, Tracked) and v.is_leaf:
+        return _ParamSlot(v.data, v.trainable)
+    return boxed(v)
 
 
 def _needs_box(v) -> bool:

@@ -23,10 +23,10 @@ import types
 import jax
 import numpy as np
 
-from ..tracker import Tracked, param
+from ..tracker import Tracked, param, state
 from ._boxes import boxed, is_concrete
 
-_STATIC, _CHILD, _PARAM = 0, 1, 2
+_STATIC, _CHILD, _PARAM, _STATE = 0, 1, 2, 3  # _STATE: a non-trainable state(...) leaf
 _MARK = "__treelike_memory__"  # set only on objects rebuilt holding tracers or odd leaves
 _NO_DICT: dict = {}
 _SCALARS = (str, bytes, numbers.Number, enum.Enum, type)
@@ -127,6 +127,7 @@ def _flatten(obj):
     memory = getattr(obj, "__dict__", _NO_DICT).get(_MARK)  # (children, raw params) or None
     forced = spec.fields if spec.fields is not None or memory is None else memory[0]
     raw_params = () if memory is None else memory[1]
+    raw_states = () if memory is None else memory[2]
     names, kinds, children, statics = [], [], [], []
     for name, v in spec.items(obj):
         names.append(name)
@@ -136,10 +137,11 @@ def _flatten(obj):
             kinds.append(_STATIC)
         elif isinstance(v, Tracked) and v.is_leaf:
             children.append(v.data)
-            kinds.append(_PARAM)
+            kinds.append(_PARAM if v.trainable else _STATE)
         else:
             children.append(boxed(v))
-            kinds.append(_PARAM if name in raw_params else _CHILD)
+            kind = _PARAM if name in raw_params else _STATE if name in raw_states else _CHILD
+            kinds.append(kind)
     return children, (tuple(names), tuple(kinds), tuple(statics))
 
 
@@ -154,27 +156,27 @@ def _flatten_with_keys(obj):
 def _unflatten(cls, aux, children):
     names, kinds, statics = aux
     children, statics = iter(children), iter(statics)
-    values, odd, raw_params = [], False, []
+    values, odd, raw_params, raw_states = [], False, [], []
     for name, kind in zip(names, kinds, strict=True):
         if kind == _STATIC:
             v = next(statics)
             values.append(v.value if type(v) is _ById else v)
             continue
         c = next(children)
-        if kind == _PARAM:
+        if kind == _PARAM or kind == _STATE:
             if is_concrete(c):
-                c = param(c)
-            else:
-                raw_params.append(name)  # a tracer: a param again once it is concrete
+                c = param(c) if kind == _PARAM else state(c)
+            else:  # a tracer: a param (state leaf) again once it is concrete
+                (raw_params if kind == _PARAM else raw_states).append(name)
         odd = odd or not is_dynamic(c)  # e.g. None or a bool from a tree_map
         values.append(c)
     spec = _specs[cls]
     obj = spec.fill(object.__new__(cls), names, values)
-    if (odd or raw_params) and hasattr(obj, "__dict__"):
+    if (odd or raw_params or raw_states) and hasattr(obj, "__dict__"):
         # remember the children and the params when this object is flattened again
         kept = zip(names, kinds, strict=True)
         forced = frozenset(n for n, k in kept if k != _STATIC) if odd else None
-        obj.__dict__[_MARK] = (forced, frozenset(raw_params))
+        obj.__dict__[_MARK] = (forced, frozenset(raw_params), frozenset(raw_states))
     return obj
 
 

@@ -2,9 +2,12 @@
 
 from ._callbacks import stop, throttle
 from ._data import DataLoader, onecold, onehot, onehotbatch
+from ._explicit import OptState, setup, withgradient
 from ._losses import (
     binarycrossentropy,
     crossentropy,
+    hinge,
+    kldivergence,
     logitbinarycrossentropy,
     logitcrossentropy,
     mse,
@@ -35,6 +38,8 @@ __all__ = [
     "logitcrossentropy",
     "binarycrossentropy",
     "logitbinarycrossentropy",
+    "kldivergence",
+    "hinge",
     "Descent",
     "Momentum",
     "Nesterov",
@@ -58,4 +63,7 @@ __all__ = [
     "onehotbatch",
     "onecold",
     "DataLoader",
+    "OptState",
+    "setup",
+    "withgradient",
 ]

@@ -18,6 +18,8 @@ __all__ = [
     "logitcrossentropy",
     "binarycrossentropy",
     "logitbinarycrossentropy",
+    "kldivergence",
+    "hinge",
 ]
 
 
@@ -72,18 +74,51 @@ def logitcrossentropy(logits, y, weight=1):
 
 
 @track
-def binarycrossentropy(ŷ, y):
-    """binarycrossentropy(ŷ, y) = mean(-y * log(ŷ + ϵ) - (1 - y) * log(1 - ŷ + ϵ)).
+def binarycrossentropy(ŷ, y, *, ε=None):
+    """binarycrossentropy(ŷ, y; ε=eps) = mean(-y * log(ŷ + ε) - (1 - y) * log(1 - ŷ + ε)).
 
     Every element is an independent yes/no prediction, so the mean is over all elements
-    (for one number, the value is Flux's elementwise ``binarycrossentropy``). ``ϵ`` is the
-    machine epsilon of ``ŷ``'s dtype and keeps ``log(0)`` finite.
+    (for one number, the value is Flux's elementwise ``binarycrossentropy``). ``ε``
+    defaults to the machine epsilon of ``ŷ``'s dtype and keeps ``log(0)`` finite; Flux's
+    spelling ``ϵ=`` is the same keyword in Python.
 
     >>> round(float(binarycrossentropy(0.9, 1.0)), 4)
     0.1054
+    >>> float(binarycrossentropy(0.0, 1.0, ε=0))
+    inf
     """
-    ϵ = jnp.finfo(jnp.result_type(ŷ, jnp.float32)).eps
-    return jnp.mean(-xlogy(y, ŷ + ϵ) - xlogy(1 - y, 1 - ŷ + ϵ))
+    if ε is None:
+        ε = jnp.finfo(jnp.result_type(ŷ, jnp.float32)).eps
+    return jnp.mean(-xlogy(y, ŷ + ε) - xlogy(1 - y, 1 - ŷ + ε))
+
+
+@track
+def kldivergence(ŷ, y):
+    """kldivergence(ŷ, y) = sum(y * log(y / ŷ)) / N, the Kullback-Leibler divergence.
+
+    ``ŷ`` and ``y`` hold probability distributions along the last axis; summed over it
+    and averaged over the ``N`` samples, as Flux's ``sum(y .* log.(y)) / N +
+    crossentropy(ŷ, y)``. ``0 * log(0)`` counts as 0.
+
+    >>> import jax.numpy as jnp
+    >>> p = jnp.array([[0.5, 0.5]])
+    >>> float(kldivergence(p, p)), round(float(kldivergence(jnp.array([[0.9, 0.1]]), p)), 4)
+    (0.0, 0.5108)
+    """
+    return _batch_mean(jnp.sum(xlogy(y, y)) - jnp.sum(xlogy(y, ŷ)), y)
+
+
+@track
+def hinge(ŷ, y):
+    """hinge(ŷ, y) = sum(max(0, 1 - ŷ * y)) / N for labels ``y`` in {-1, 1}.
+
+    Summed over the last axis and averaged over the ``N`` samples, as Flux.
+
+    >>> import jax.numpy as jnp
+    >>> float(hinge(jnp.array([[2.0, 0.5]]), jnp.array([[1.0, -1.0]])))
+    1.5
+    """
+    return _batch_mean(jnp.sum(jnp.maximum(0, 1 - ŷ * y)), y)
 
 
 @track

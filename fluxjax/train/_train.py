@@ -214,6 +214,10 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
     >>> losses.shape, float(losses[-1]) < 1e-6
     ((100,), True)
     """
+    if hasattr(opt, "explicit_train_"):  # modern Flux: train_(loss, model, data, setup(...))
+        return opt.explicit_train_(
+            train_, loss, ps, data, cb=cb, epochs=epochs, progress=progress, jit=jit
+        )
     plist = _param_list(ps)
     if not plist:
         raise ValueError(

@@ -186,6 +186,8 @@ def update_(*args):
     >>> W.data
     Array([0.9, 2.1], dtype=float32)
     """
+    if len(args) == 3 and hasattr(args[0], "explicit_update_"):  # update_(state, model, grads)
+        return args[0].explicit_update_(*args[1:])
     if len(args) == 2:
         return tracker.update_(*args)
     if len(args) != 3:

@@ -1,0 +1,175 @@
+"""Recurrent cells (``RNNCell``, ``LSTMCell``, ``GRUCell``) and ``Recur``.
+
+A cell is a pure step ``cell(h, x) -> (h′, y)`` whose initial state (``h``, and ``c``
+for an LSTM) is a trainable param, as in Flux v0.9. Gates are stacked in one weight:
+LSTM ``[input; forget; cell; output]`` (forget-gate bias starts at 1), GRU
+``[reset; update; candidate]``. Every step is one lifted function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ..tracker import param, track
+from ._activations import tanh
+from ._random import glorot_uniform, next_key
+from ._treelike import register
+
+
+def _weights(init, key, n_in, n_out, gates):
+    kx, kh, kb = jax.random.split(next_key(key), 3)
+    Wi = init(kx, (gates * n_out, n_in), jnp.float32)
+    Wh = init(kh, (gates * n_out, n_out), jnp.float32)
+    b = init(kb, (gates * n_out,), jnp.float32)  # Flux v0.9 draws the bias too
+    return Wi, Wh, b
+
+
+def _check(cell, x):
+    n_in = cell.Wi.shape[1]
+    if not hasattr(x, "shape") or not x.shape or x.shape[-1] != n_in:
+        got = getattr(x, "shape", type(x).__name__)
+        raise ValueError(f"{cell!r}: expected input of size {n_in} (last axis), got {got}")
+
+
+@track
+def _pre(Wi, Wh, b, h, x):
+    return x.astype(Wi.dtype) @ Wi.T + h @ Wh.T + b
+
+
+@track
+def _lstm(Wi, Wh, b, h, c, x):
+    g = jnp.split(x.astype(Wi.dtype) @ Wi.T + h @ Wh.T + b, 4, axis=-1)
+    i, f, o = jax.nn.sigmoid(g[0]), jax.nn.sigmoid(g[1]), jax.nn.sigmoid(g[3])
+    c = f * c + i * jnp.tanh(g[2])
+    return o * jnp.tanh(c), c
+
+
+@track
+def _gru(Wi, Wh, b, h, x):
+    gx = jnp.split(x.astype(Wi.dtype) @ Wi.T, 3, axis=-1)
+    gh, gb = jnp.split(h @ Wh.T, 3, axis=-1), jnp.split(b, 3)
+    r = jax.nn.sigmoid(gx[0] + gh[0] + gb[0])
+    z = jax.nn.sigmoid(gx[1] + gh[1] + gb[1])
+    h̃ = jnp.tanh(gx[2] + r * gh[2] + gb[2])
+    return (1 - z) * h̃ + z * h
+
+
+@dataclass(eq=False, repr=False, init=False)
+class RNNCell:
+    """RNNCell(in, out, σ=tanh; init=glorot_uniform, key=None)
+
+    ``h′ = σ(x @ Wi.T + h @ Wh.T + b)``, output ``h′``. Params ``Wi (out, in)``,
+    ``Wh (out, out)``, ``b (out,)`` and the initial state ``h (out,)`` (zeros).
+
+    >>> import jax.numpy as jnp
+    >>> c = RNNCell(3, 2)
+    >>> h, y = c(c.h, jnp.ones((5, 3)))
+    >>> c, y.shape
+    (RNNCell(3, 2), (5, 2))
+    """
+
+    Wi: Any
+    Wh: Any
+    b: Any
+    h: Any
+    σ: Callable = tanh
+
+    def __init__(self, n_in, n_out, σ=tanh, *, init=glorot_uniform, key=None):
+        Wi, Wh, b = _weights(init, key, n_in, n_out, 1)
+        self.Wi, self.Wh, self.b = param(Wi), param(Wh), param(b)
+        self.h, self.σ = param(jnp.zeros(n_out, jnp.float32)), σ
+
+    def hidden(self):
+        return self.h
+
+    def __call__(self, h, x):
+        _check(self, x)
+        h = self.σ(_pre(self.Wi, self.Wh, self.b, h, x))
+        return h, h
+
+    def __repr__(self):
+        σ = "" if self.σ is tanh else f", {getattr(self.σ, '__name__', repr(self.σ))}"
+        return f"RNNCell({self.Wi.shape[1]}, {self.Wi.shape[0]}{σ})"
+
+
+@dataclass(eq=False, repr=False, init=False)
+class LSTMCell:
+    """LSTMCell(in, out; init=glorot_uniform, key=None)
+
+    Long short-term memory (Hochreiter & Schmidhuber 1997), Flux v0.9's form: with
+    ``g = x @ Wi.T + h @ Wh.T + b`` split into input, forget, cell and output gates,
+    ``c′ = σ(f)·c + σ(i)·tanh(g_c)``, ``h′ = σ(o)·tanh(c′)``; state ``(h, c)``. Params
+    ``Wi (4·out, in)``, ``Wh (4·out, out)``, ``b (4·out,)`` (forget part 1), ``h``, ``c``.
+
+    >>> import jax.numpy as jnp
+    >>> c = LSTMCell(3, 2)
+    >>> c.b.data[2:4].tolist(), c
+    ([1.0, 1.0], LSTMCell(3, 2))
+    """
+
+    Wi: Any
+    Wh: Any
+    b: Any
+    h: Any
+    c: Any
+
+    def __init__(self, n_in, n_out, *, init=glorot_uniform, key=None):
+        Wi, Wh, b = _weights(init, key, n_in, n_out, 4)
+        self.Wi, self.Wh = param(Wi), param(Wh)
+        self.b = param(b.at[n_out : 2 * n_out].set(1))
+        self.h, self.c = param(jnp.zeros(n_out)), param(jnp.zeros(n_out))
+
+    def hidden(self):
+        return (self.h, self.c)
+
+    def __call__(self, hc, x):
+        _check(self, x)
+        h, c = _lstm(self.Wi, self.Wh, self.b, *hc, x)
+        return (h, c), h
+
+    def __repr__(self):
+        return f"LSTMCell({self.Wi.shape[1]}, {self.Wi.shape[0] // 4})"
+
+
+@dataclass(eq=False, repr=False, init=False)
+class GRUCell:
+    """GRUCell(in, out; init=glorot_uniform, key=None)
+
+    Gated recurrent unit (Cho et al. 2014), Flux v0.9's form: ``r = σ(x_r + h_r + b_r)``,
+    ``z = σ(x_z + h_z + b_z)``, ``h̃ = tanh(x_h + r·h_h + b_h)``, ``h′ = (1 - z)·h̃ + z·h``
+    where ``x_* = x @ Wi.T``, ``h_* = h @ Wh.T`` split in three. Params ``Wi (3·out, in)``,
+    ``Wh (3·out, out)``, ``b (3·out,)``, ``h (out,)``.
+
+    >>> GRUCell(3, 2)
+    GRUCell(3, 2)
+    """
+
+    Wi: Any
+    Wh: Any
+    b: Any
+    h: Any
+
+    def __init__(self, n_in, n_out, *, init=glorot_uniform, key=None):
+        Wi, Wh, b = _weights(init, key, n_in, n_out, 3)
+        self.Wi, self.Wh, self.b = param(Wi), param(Wh), param(b)
+        self.h = param(jnp.zeros(n_out, jnp.float32))
+
+    def hidden(self):
+        return self.h
+
+    def __call__(self, h, x):
+        _check(self, x)
+        h = _gru(self.Wi, self.Wh, self.b, h, x)
+        return h, h
+
+    def __repr__(self):
+        return f"GRUCell({self.Wi.shape[1]}, {self.Wi.shape[0] // 3})"
+
+
+for _cls in (RNNCell, LSTMCell, GRUCell):
+    register(_cls)

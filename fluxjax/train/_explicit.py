@@ -1,0 +1,161 @@
+"""Modern Flux's explicit style on the same models: ``withgradient``, ``setup``, and the
+behaviour behind ``update_(state, model, grads)`` and ``train_(loss, model, data, state)``.
+
+Gradients come shaped like the model (as ``gradient(f, model)``); ``setup(opt, model)``
+gives an ``OptState``, a handle on ``opt``'s state for the model's params, the same state
+that ``update_(opt, params(model), gs)`` and ``train_(..., model, ..., opt)`` use. So the
+two styles mix freely on one model.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fluxjax import tracker
+from fluxjax.layers import params
+from fluxjax.layers._treelike import items, rebuilt
+
+from . import _update
+
+__all__ = ["OptState", "setup", "withgradient"]
+
+
+def withgradient(f, model, *args):
+    """withgradient(f, model, *args) -> (value, grads)
+
+    The value of ``f(model, *args)`` (a scalar) and its gradient with respect to
+    ``model``, shaped like the model (one evaluation of ``f``).
+
+    >>> import jax.numpy as jnp
+    >>> from fluxjax.layers import Dense
+    >>> d = Dense(jnp.ones((1, 2)), jnp.zeros(1))
+    >>> v, g = withgradient(lambda m, x: m(x).sum(), d, jnp.array([3.0, 4.0]))
+    >>> float(v), g.W.tolist()
+    (7.0, [[3.0, 4.0]])
+    """
+    ps = params(model)
+    y, back = tracker.forward(lambda: f(model, *args), ps)
+    if jnp.shape(y) != ():
+        raise ValueError(f"withgradient needs f to return a scalar, got shape {jnp.shape(y)}")
+    return y, _shaped(model, back(jnp.ones((), y.dtype)), {})
+
+
+def _shaped(x, gs, memo):
+    """A copy of model ``x`` holding each param's gradient (a plain array) in its place.
+
+    A param used twice gets its whole gradient at its first place and None at the
+    others; state leaves and anything that is not a param become None.
+    """
+    if isinstance(x, tracker.Tracked):
+        first = id(x) not in memo
+        memo[id(x)] = None
+        return tracker.data(gs[x]) if first and x.is_leaf and x.trainable else None
+    if id(x) in memo:
+        return memo[id(x)]
+    if items(x) is not None:
+        return rebuilt(x, lambda v: _shaped(v, gs, memo), memo)
+    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+        return type(x)(_shaped(v, gs, memo) for v in x)
+    if isinstance(x, dict):
+        return {k: _shaped(v, gs, memo) for k, v in x.items()}
+    return None if isinstance(x, (jax.Array, np.ndarray)) else x
+
+
+class OptState:
+    """The optimiser state of one model, made by ``setup(opt, model)``.
+
+    Fields ``opt`` and ``params`` (the model's params, in ``params(model)`` order);
+    ``state`` reads the current optax state.
+    """
+
+    def __init__(self, opt, model):
+        self.opt, self.model = opt, model
+        self.params = list(params(model))
+        self._loss = None  # (loss, its wrapper over this model), reused across train_ calls
+
+    @property
+    def state(self):
+        arrays = [p.data for p in self.params]
+        return _update.get_state(self.opt, self.params, arrays)
+
+    def explicit_update_(self, model, grads):
+        """``update_(state, model, grads)``: one step of ``opt`` on ``model``'s params."""
+        self._check(model)
+        _update.update_(self.opt, self.params, _aligned(model, grads, self.params))
+        return model
+
+    def explicit_train_(self, train, loss, model, data, **kwargs):
+        """``train_(loss, model, data, state)``: ``train`` over ``loss(model, *item)``."""
+        self._check(model)
+        if self._loss is None or self._loss[0] is not loss:  # one wrapper: one compiled step
+            self._loss = (loss, lambda *item: loss(model, *item))
+        return train(self._loss[1], self.params, data, self.opt, **kwargs)
+
+    def _check(self, model):
+        if model is not self.model:
+            raise ValueError(
+                "this optimiser state was made by setup(opt, model) for another model; "
+                "call setup(opt, model) for this one"
+            )
+
+    def __repr__(self):
+        return f"OptState({self.opt!r}, {len(self.params)} params)"
+
+
+def setup(opt, model) -> OptState:
+    """setup(opt, model) -> OptState
+
+    A fresh optimiser state for ``model``'s params (modern Flux's ``Flux.setup``), for
+    ``update_(state, model, grads)`` and ``train_(loss, model, data, state)``.
+
+    >>> import jax.numpy as jnp
+    >>> from fluxjax.layers import Dense
+    >>> from fluxjax.train import Descent, update_
+    >>> d = Dense(jnp.ones((1, 2)), jnp.zeros(1))
+    >>> s = setup(Descent(0.5), d)
+    >>> _, g = withgradient(lambda m: m(jnp.array([1.0, 1.0])).sum(), d)
+    >>> update_(s, d, g).W.data.tolist()
+    [[0.5, 0.5]]
+    """
+    s = OptState(opt, model)
+    arrays = [p.data for p in s.params]
+    _update.put_state(opt, s.params, _update._book(opt).tx.init(arrays))
+    return s
+
+
+def _aligned(model, grads, plist) -> list:
+    """The gradient of each param of ``plist``, read at its place(s) in ``grads``."""
+    acc: dict = {}
+    _collect(model, grads, acc, set())
+    return [acc.get(id(p)) for p in plist]
+
+
+def _collect(m, g, acc, above):
+    """Adds the gradients found in ``g`` for the params of ``m`` into ``acc``.
+
+    A sub-model used twice is visited twice when its two places hold different gradients
+    (``gradient(f, model)`` gives each use its part), once when they hold the same object
+    (``withgradient`` keeps the sharing and gives the whole gradient).
+    """
+    if g is None or id(m) in above or (id(m), id(g)) in above:
+        return  # ``above``: the path from the root (cycles), and pairs already summed
+    if isinstance(m, tracker.Tracked):
+        if m.is_leaf and getattr(m, "trainable", True):
+            v = tracker.data(g)
+            acc[id(m)] = v if id(m) not in acc else acc[id(m)] + v  # shared: summed
+        return
+    above.update((id(m), (id(m), id(g))))
+    pairs = items(m)
+    if pairs is not None:
+        found = dict(items(g) or ())
+        for name, v in pairs:
+            _collect(v, found.get(name), acc, above)
+    elif isinstance(m, (list, tuple)) and isinstance(g, (list, tuple)):
+        for v, gv in zip(m, g):
+            _collect(v, gv, acc, above)
+    elif isinstance(m, dict) and isinstance(g, dict):
+        for k, v in m.items():
+            _collect(v, g.get(k), acc, above)
+    above.discard(id(m))
