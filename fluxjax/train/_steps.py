@@ -19,6 +19,7 @@ from jax import lax
 from fluxjax import tracker
 from fluxjax.tracker._node import WATCH
 
+from . import _sharding as sharding
 from ._optimisers import as_transformation
 from ._update import _step, get_state, put_state
 
@@ -105,23 +106,24 @@ def _compiled_for(loss, plist, opt):
 class Compiled:
     """Runs steps through one compiled function; params as a flat list of arrays."""
 
-    def __init__(self, loss, plist, opt):
-        self.plist, self.opt = plist, opt
+    def __init__(self, loss, plist, opt, layout=sharding.ONE_DEVICE):
+        self.plist, self.opt, self.layout = plist, opt, layout
         entry = _compiled_for(loss, plist, opt)
         self.pure, self.step_fn, self.scans = entry["pure"], entry["step"], entry["scans"]
         self.tensors = entry["tensors"]  # device copies of DataLoaders' data, kept across calls
         self.resume()
-        self.state = _copies(get_state(opt, plist, self.arrays))
-        self.bad = jnp.zeros((), bool)
+        state = _copies(get_state(opt, plist, [p.data for p in plist]))
+        self.state = sharding.place_params(layout, state)
+        self.bad = sharding.place_data(layout, jnp.zeros((), bool))
 
     def resume(self):
         """Carry on from the params' current values (copies: the carry gets donated)."""
-        self.arrays = _copies([p.data for p in self.plist])
+        self.arrays = sharding.place_params(self.layout, _copies([p.data for p in self.plist]))
 
     def sync(self):
         """Write the carried values into the params (skipped if a call was cut short)."""
         if not any(a.is_deleted() for a in self.arrays):
-            for p, a in zip(self.plist, self.arrays, strict=True):
+            for p, a in zip(self.plist, sharding.gather(self.layout, self.arrays), strict=True):
                 p.data = a
 
     def finish(self):
@@ -130,9 +132,10 @@ class Compiled:
         self.sync()
         if any(a.is_deleted() for a in jax.tree.leaves(self.state)) or bool(self.bad):
             return
-        put_state(self.opt, self.plist, self.state)
+        put_state(self.opt, self.plist, sharding.gather(self.layout, self.state))
 
     def step(self, item):
+        item = sharding.place_batch(self.layout, item)
         self.arrays, self.state, self.bad, l = self.step_fn(self.arrays, self.state, self.bad, item)
         return l
 
@@ -143,22 +146,23 @@ class Compiled:
         ...)`` and scanned over directly; with shuffling each step gathers its batch.
         """
         seq = not loader.shuffle
-        key = (n, loader.batchsize, loader.single, seq)
+        key = (n, loader.batchsize, loader.single, seq, self.layout)
         if key not in self.scans:
             self.scans[key] = jax.jit(self._scan_fn(*key), donate_argnums=(0, 1, 2))
         held = self.tensors.get(id(loader))
-        if held is None or held[0] is not loader:
+        if held is None or held[0] is not loader or held[3] != self.layout:
             b, full = loader.batchsize, loader.nobs // loader.batchsize
             tensors = tuple(jnp.asarray(t) for t in loader.tensors)
             batched = tuple(t[: full * b].reshape(full, b, *t.shape[1:]) for t in tensors)
-            held = self.tensors[id(loader)] = (loader, tensors, batched)
+            tensors, batched = sharding.place_data(self.layout, (tensors, batched))
+            held = self.tensors[id(loader)] = (loader, tensors, batched, self.layout)
         data = held[2] if seq else held[1]
         self.arrays, self.state, self.bad, ls = self.scans[key](
             self.arrays, self.state, self.bad, data, order, jnp.int32(start)
         )
         return ls
 
-    def _scan_fn(self, n, b, single, seq):
+    def _scan_fn(self, n, b, single, seq, layout):
         pure = self.pure
 
         def run(arrays, state, bad, tensors, order, start):
@@ -168,6 +172,7 @@ class Compiled:
                 else:
                     ids = lax.dynamic_slice_in_dim(order, (start + k_or_batch) * b, b)
                     parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
+                parts = sharding.constrain_batch(layout, parts)  # each device: its rows
                 *carry, l = pure(*carry, parts[0] if single else parts)
                 return tuple(carry), l
 
