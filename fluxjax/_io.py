@@ -61,6 +61,8 @@ def save(path, model) -> None:
 
     Written to a temporary file in the same folder and then renamed over ``path``, so an
     interrupted save never leaves a half-written file in place of a good one.
+    In a multi-process run only process 0 writes (every process may call ``save``; the
+    others return at once, their params being the same after ``train_``).
 
     >>> import os, tempfile
     >>> from fluxjax.layers import Chain, Dense
@@ -70,6 +72,8 @@ def save(path, model) -> None:
     >>> load(path, Chain(Dense(3, 2), Dense(2, 1))).layers[0].W.shape
     (2, 3)
     """
+    if jax.process_index() != 0:
+        return  # multi-process: one writer, no race on the file
     from safetensors.numpy import save_file
 
     tensors = {name: _value(leaf) for name, (leaf, _, _) in _entries(model).items()}

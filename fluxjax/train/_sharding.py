@@ -152,9 +152,7 @@ def constrain_batch(lay: Layout, item):
     if lay.mesh is None:
         return item
     split = NamedSharding(lay.mesh, P(AXIS))
-    return jax.tree.map(
-        lambda a: jax.lax.with_sharding_constraint(a, split) if a.ndim else a, item
-    )
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, split) if a.ndim else a, item)
 
 
 def gather(lay: Layout, tree):
