@@ -109,6 +109,7 @@ def multi(i, port, out):
     for kind in ("step", "seq", "shuf", "listed"):
         record, m = run(kind, devices="all", shard=True)
         results["runs"][kind] = record
+    results["runs"]["step_fsdp"] = run("step", devices="all", shard_params=True)[0]
     path = os.path.join(out, "ckpt", "model.safetensors")
     fj.save(path, m)
     jax.experimental.multihost_utils.sync_global_devices("saved")

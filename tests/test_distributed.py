@@ -139,6 +139,7 @@ def test_two_processes_equal_one_device(single, multi):
         for kind in ("step", "seq", "shuf"):
             _assert_same_run(result["runs"][kind], single["runs"][f"{kind}_one"])
         _assert_same_run(result["runs"]["listed"], single["runs"]["listed_one"])
+        _assert_same_run(result["runs"]["step_fsdp"], single["runs"]["step_one"])
 
 
 def test_two_processes_end_with_identical_params(multi):
