@@ -10,6 +10,7 @@ only. See ``docs/distributed.md``.
 
 import jax
 
+from . import _config
 from .train._sharding import device_bytes
 
 __all__ = ["initialize", "shutdown", "process_index", "process_count", "device_bytes"]
@@ -26,7 +27,9 @@ def initialize(
     ``local_device_ids`` or ``initialization_timeout``, pass through). With no arguments
     JAX detects Slurm, Open MPI and Cloud TPU environments itself. For CPU devices it
     selects the ``cpu_collectives`` implementation (``"gloo"``; ``"mpi"`` also exists;
-    ``None`` leaves JAX's setting), so that CPU processes can all-reduce.
+    ``None`` leaves JAX's setting), so that CPU processes can all-reduce, and turns JAX's
+    asynchronous CPU dispatch back on (fluxjax turns it off for one device; collectives
+    need it).
 
     Call it first, before any JAX computation (creating a model computes); in every
     process, e.g. ``initialize("10.0.0.1:1234", 2, 0)`` and ``initialize("10.0.0.1:1234",
@@ -38,6 +41,9 @@ def initialize(
     """
     if cpu_collectives is not None:
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    if _config.SYNC_CPU_DISPATCH and not _config.backends_started():
+        # collectives across CPU devices can deadlock with synchronous dispatch
+        jax.config.update("jax_cpu_enable_async_dispatch", True)
     try:
         jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
     except RuntimeError as e:

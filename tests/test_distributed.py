@@ -181,3 +181,24 @@ def test_sharded_loader_needs_a_key_to_shuffle():
     with pytest.raises(ValueError, match="needs key="):
         fj.DataLoader(X, 4, shuffle=True, shard=True)
     assert [b.shape for b in fj.DataLoader(X, 4, shard=True)] == [(4, 2), (4, 2)]
+
+
+def test_several_cpu_devices_without_async_dispatch_are_refused():
+    code = (
+        "import jax, fluxjax as fj, numpy as np\n"
+        "jax.config.update('jax_num_cpu_devices', 2)\n"  # after fluxjax chose sync dispatch
+        "W = fj.param(np.zeros((1, 2), np.float32))\n"
+        "data = [(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32))]\n"
+        "try:\n"
+        "    fj.train_(lambda x, y: fj.mse(x @ W.T, y), fj.Params([W]), data, fj.Descent(0.1),"
+        " devices='all')\n"
+        "except ValueError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    env = _env(1)
+    env.pop("XLA_FLAGS")
+    for name in ("JAX_CPU_ENABLE_ASYNC_DISPATCH", "FLUXJAX_CPU_ASYNC", "JAX_NUM_CPU_DEVICES"):
+        env.pop(name, None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "refused: training on 2 CPU devices" in out.stdout, out.stderr[-2000:]
+    assert "FLUXJAX_CPU_ASYNC=1" in out.stdout

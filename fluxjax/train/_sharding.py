@@ -63,7 +63,24 @@ def layout(devices=None, shard_params=False) -> Layout:
         if shard_params:
             raise ValueError('shard_params=True needs devices= (e.g. devices="all")')
         return ONE_DEVICE
-    return Layout(Mesh(np.array(_device_list(devices)), (AXIS,)), bool(shard_params))
+    chosen = _device_list(devices)
+    _check_cpu_dispatch(chosen)
+    return Layout(Mesh(np.array(chosen), (AXIS,)), bool(shard_params))
+
+
+def _check_cpu_dispatch(chosen):
+    """Several CPU devices of this process need JAX's asynchronous CPU dispatch: without
+    it XLA's in-process all-reduce can deadlock (see ``fluxjax/_config.py``)."""
+    here = jax.process_index()
+    local_cpus = [d for d in chosen if d.platform == "cpu" and d.process_index == here]
+    if len(local_cpus) > 1 and not jax.config.values["jax_cpu_enable_async_dispatch"]:
+        raise ValueError(
+            f"training on {len(local_cpus)} CPU devices of one process needs JAX's "
+            f"asynchronous CPU dispatch, which is off (fluxjax turns it off for one device, "
+            f"unless told otherwise before it is imported); its all-reduce can deadlock "
+            f"without it. Set XLA_FLAGS=--xla_force_host_platform_device_count=N or "
+            f"JAX_NUM_CPU_DEVICES=N (or FLUXJAX_CPU_ASYNC=1) before importing fluxjax"
+        )
 
 
 def check_batches(lay: Layout, data) -> None:
