@@ -9,12 +9,15 @@ imported before JAX has started its backends, unless the user chose: the environ
 variable ``JAX_CPU_ENABLE_ASYNC_DISPATCH`` (JAX's own) or ``FLUXJAX_CPU_ASYNC=1`` keeps
 JAX's default. It only concerns the CPU; GPUs and TPUs are untouched.
 
-**Several CPU devices keep asynchronous dispatch.** With it off, a program that spans
-several CPU devices can deadlock in its all-reduce (XLA's in-process rendezvous waits for
-a device thread that never starts; seen here with 4 forced devices on 2 cores). So the
-default is not applied when the process asks for more than one CPU device
+**Several CPU devices keep JAX's default.** A program spanning several CPU devices meets
+their threads in XLA's in-process all-reduce, which can deadlock when several such
+programs are in flight; synchronous dispatch made it happen sooner here (within 3,000
+steps of a pure ``jax.jit`` step on 4 forced devices and 2 cores). So the default is not
+applied when the process asks for more than one CPU device
 (``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``, ``JAX_NUM_CPU_DEVICES`` or
-``jax_num_cpu_devices``), and ``fluxjax.distributed.initialize`` turns it back on.
+``jax_num_cpu_devices``), ``fluxjax.distributed.initialize`` turns asynchronous dispatch
+back on, and ``train_`` runs one program at a time on such a mesh
+(``train/_sharding.settle``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -183,22 +184,26 @@ def test_sharded_loader_needs_a_key_to_shuffle():
     assert [b.shape for b in fj.DataLoader(X, 4, shard=True)] == [(4, 2), (4, 2)]
 
 
-def test_several_cpu_devices_without_async_dispatch_are_refused():
-    code = (
-        "import jax, fluxjax as fj, numpy as np\n"
-        "jax.config.update('jax_num_cpu_devices', 2)\n"  # after fluxjax chose sync dispatch
-        "W = fj.param(np.zeros((1, 2), np.float32))\n"
-        "data = [(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32))]\n"
-        "try:\n"
-        "    fj.train_(lambda x, y: fj.mse(x @ W.T, y), fj.Params([W]), data, fj.Descent(0.1),"
-        " devices='all')\n"
-        "except ValueError as e:\n"
-        "    print('refused:', e)\n"
-    )
+def test_cpu_devices_made_after_import_train_like_one_device():
+    # fluxjax chose synchronous CPU dispatch at import; the devices come later. Many small
+    # steps over 2 CPU devices (XLA's in-process all-reduce) must neither hang nor differ.
+    code = textwrap.dedent("""
+        import jax, fluxjax as fj, numpy as np
+        jax.config.update("jax_num_cpu_devices", 2)
+        x = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
+        runs = []
+        for devices in (None, "all"):
+            W = fj.param(np.zeros((1, 2), np.float32))
+            loss = lambda x: fj.mse(x @ W.T, x[:, :1])
+            runs.append(fj.train_(loss, fj.Params([W]), [x] * 500, fj.ADAM(0.01), devices=devices))
+        print(len(jax.devices()), np.allclose(*runs, rtol=1e-5, atol=1e-6))
+    """)
     env = _env(1)
     env.pop("XLA_FLAGS")
     for name in ("JAX_CPU_ENABLE_ASYNC_DISPATCH", "FLUXJAX_CPU_ASYNC", "JAX_NUM_CPU_DEVICES"):
         env.pop(name, None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert "refused: training on 2 CPU devices" in out.stdout, out.stderr[-2000:]
-    assert "FLUXJAX_CPU_ASYNC=1" in out.stdout
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["2", "True"]

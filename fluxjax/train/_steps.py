@@ -137,7 +137,7 @@ class Compiled:
     def step(self, item):
         item = sharding.place_batch(self.layout, item)
         self.arrays, self.state, self.bad, l = self.step_fn(self.arrays, self.state, self.bad, item)
-        return l
+        return sharding.settle(self.layout, l)
 
     def scan(self, loader, order, start, n):
         """Steps ``start .. start + n`` of an epoch of ``loader`` in one compiled call.
@@ -160,7 +160,7 @@ class Compiled:
         self.arrays, self.state, self.bad, ls = self.scans[key](
             self.arrays, self.state, self.bad, data, order, jnp.int32(start)
         )
-        return ls
+        return sharding.settle(self.layout, ls)
 
     def _scan_fn(self, n, b, single, seq, layout):
         pure = self.pure
