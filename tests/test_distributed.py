@@ -186,11 +186,11 @@ def test_sharded_loader_needs_a_key_to_shuffle():
 
 def test_cpu_devices_made_after_import_train_like_one_device():
     # fluxjax chose synchronous CPU dispatch at import; the devices come later. Many small
-    # steps over 2 CPU devices (XLA's in-process all-reduce) must neither hang nor differ.
+    # steps over 4 CPU devices (XLA's in-process all-reduce) must neither hang nor differ.
     code = textwrap.dedent("""
         import jax, fluxjax as fj, numpy as np
-        jax.config.update("jax_num_cpu_devices", 2)
-        x = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
+        jax.config.update("jax_num_cpu_devices", 4)
+        x = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
         runs = []
         for devices in (None, "all"):
             W = fj.param(np.zeros((1, 2), np.float32))
@@ -206,4 +206,4 @@ def test_cpu_devices_made_after_import_train_like_one_device():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["2", "True"]
+    assert done.stdout.split() == ["4", "True"]
