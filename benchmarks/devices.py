@@ -8,7 +8,9 @@ Each device count runs in its own process with 4 forced CPU devices
 Adam, timed as in `run.py` (`_harness.interleave`): `train_` per step over a list of
 batches, and `train_` over a `DataLoader` (the whole-epoch `lax.scan` path), beside a
 hand-written `jax.jit` step on the same mesh (params and Adam state replicated and donated,
-each batch `jax.device_put` split along its first axis). Memory: the
+each batch `jax.device_put` split along its first axis; on several CPU devices each call
+is waited for, as `train_` does, since XLA's CPU all-reduce can deadlock with several
+programs in flight). Memory: the
 bytes one device holds for the params and Adam state of the medium MLP
 (784→1024→1024→10), replicated and with `shard_params=True`, read from the arrays'
 `addressable_shards`. On CPU devices that share a few cores, expect no speedup: the point
@@ -48,7 +50,7 @@ def _jax_step(size, n: int):
     def run():
         nonlocal params, state
         params, state, loss = step(params, state, *jax.device_put((x, y), split))
-        return loss
+        return loss.block_until_ready() if n > 1 else loss  # as train_ does: see settle
 
     return Step(run)
 
