@@ -8,6 +8,7 @@ unchanged: given sharded batches and replicated params, XLA inserts the all-redu
 the gradients (and, for sharded params, the all-gathers) itself.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -156,19 +157,39 @@ def place_data(lay: Layout, tree):
 
 
 def place_batch(lay: Layout, item):
-    """One batch: every array split along its first axis over the mesh."""
+    """One batch: every array split along its first axis over the mesh (one transfer)."""
     if lay.mesh is None:
         return item
-    _check_item(lay, item)
-    split, whole = NamedSharding(lay.mesh, P(AXIS)), NamedSharding(lay.mesh, P())
-    return jax.tree.map(lambda a: jax.device_put(a, split if np.ndim(a) else whole), item)
+    leaves, tree = jax.tree.flatten(item)
+    split, whole = _named(lay.mesh)
+    for leaf in leaves:
+        if np.ndim(leaf):
+            _divides(lay, np.shape(leaf)[0])
+    leaves = [_from_host_on_cpu(a) for a in leaves]
+    placed = jax.device_put(leaves, [split if np.ndim(a) else whole for a in leaves])
+    return jax.tree.unflatten(tree, placed)
+
+
+def _from_host_on_cpu(a):
+    """A one-CPU-device array as NumPy: XLA's CPU client splits host memory over devices
+    about 2.5x faster than it reshards a device array (measured: 128 vs 307 µs)."""
+    if isinstance(a, jax.Array) and len(a.devices()) == 1:
+        if next(iter(a.devices())).platform == "cpu":
+            return np.asarray(a)
+    return a
+
+
+@functools.lru_cache(maxsize=8)
+def _named(mesh):
+    """The split (rows over the mesh) and whole (replicated) shardings of ``mesh``."""
+    return NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
 
 
 def constrain_batch(lay: Layout, item):
     """Inside a compiled function: ask XLA to split ``item`` along its first axis."""
     if lay.mesh is None:
         return item
-    split = NamedSharding(lay.mesh, P(AXIS))
+    split = _named(lay.mesh)[0]
     return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, split) if a.ndim else a, item)
 
 
