@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -153,7 +154,10 @@ def main(argv=None) -> int:
     if args.child is not None:
         print(json.dumps(_child(args.child, sizes, args.rounds)))
         return 0
+    load, started = os.getloadavg()[0], time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = [_run_child(int(n), sizes, args.rounds) for n in args.counts.split(",")]
+    print(f"{started}, {os.cpu_count()} CPU cores, {args.rounds} rounds; 1-minute load")
+    print(f"average {load:.2f} before, {os.getloadavg()[0]:.2f} after.\n")
     print(table(results, sizes))
     return 0
 
