@@ -65,6 +65,42 @@ def run(kind, devices=None, shard_params=False, shard=False, seen=None):
     return record, m
 
 
+def guarded(devices):
+    """Callbacks see the current params (per step and per scan chunk); a NaN at step 2
+    stops training with the params of step 1."""
+    m, seen = model(), []
+    cb = lambda: seen.append(float(np.asarray(m.layers[0].W.data).sum()))  # noqa: E731
+    loss = lambda x, y: fj.mse(m(x), y)  # noqa: E731
+    fj.train_(loss, m, batches("step"), fj.ADAM(0.01), cb=cb, devices=devices)
+    fj.train_(loss, m, batches("shuf"), fj.ADAM(0.01), cb=cb, devices=devices)
+    bad = batches("step")
+    bad[2] = (bad[2][0], np.full_like(bad[2][1], np.nan))  # a NaN target: a NaN loss
+    try:
+        fj.train_(loss, m, bad, fj.ADAM(0.01), devices=devices)
+        message = None
+    except FloatingPointError as e:
+        message = str(e)
+    params = [np.asarray(p.data).ravel().tolist() for p in fj.params(m)]
+    return {"callbacks": seen, "message": message, "params": params}
+
+
+def sharded_loader_errors():
+    X = data()[0]
+    found = []
+    for make in (
+        lambda: fj.DataLoader(X, 6, shard=True),
+        lambda: fj.train_(
+            lambda x: x.sum(), [], fj.DataLoader(X, 8, shard=True), fj.ADAM(), devices=2
+        ),
+    ):
+        try:
+            make()
+            found.append(None)
+        except ValueError as e:
+            found.append(str(e))
+    return found
+
+
 def per_device_bytes(shard_params):
     """Max bytes on one device of the params and Adam state that train_ carries."""
     m, (X, Y) = model(), data()
@@ -100,6 +136,8 @@ def single(out):
     results["runs"]["listed_one"] = run("listed")[0]
     results["bytes"] = {"replicated": per_device_bytes(False), "fsdp": per_device_bytes(True)}
     results["divisibility"] = divisibility()
+    results["guarded"] = {"one": guarded(None), "all": guarded("all")}
+    results["sharded_loader_errors"] = sharded_loader_errors()
     json.dump(results, open(os.path.join(out, "single.json"), "w"))
 
 

@@ -119,6 +119,22 @@ def test_batch_that_does_not_divide_raises_naming_both(single):
     assert found["unchanged"]
 
 
+def test_callbacks_and_nonfinite_steps_behave_as_on_one_device(single):
+    one, every = single["guarded"]["one"], single["guarded"]["all"]
+    assert len(every["callbacks"]) == len(one["callbacks"]) > 4
+    np.testing.assert_allclose(every["callbacks"], one["callbacks"], **TOLERANCE)
+    assert one["message"] is not None and "step 2" in one["message"]
+    assert every["message"] == one["message"]
+    for got, want in zip(every["params"], one["params"], strict=True):
+        np.testing.assert_allclose(got, want, **TOLERANCE)
+
+
+def test_sharded_loader_batches_must_divide_and_match_the_devices(single):
+    uneven, mismatch = single["sharded_loader_errors"]
+    assert "batch of 6" in uneven and "4 devices" in uneven
+    assert "all 4 devices" in mismatch and 'devices="all"' in mismatch
+
+
 @pytest.mark.parametrize("kind", ["step", "seq", "shuf"])
 def test_sharded_params_give_the_same_result(single, kind):
     _assert_same_run(single["runs"][f"{kind}_fsdp"], single["runs"][f"{kind}_one"])
