@@ -8,7 +8,6 @@ unchanged: given sharded batches and replicated params, XLA inserts the all-redu
 the gradients (and, for sharded params, the all-gathers) itself.
 """
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -20,11 +19,14 @@ AXIS = "data"
 
 
 class Layout(NamedTuple):
-    """The mesh ``train_`` runs on (``None``: one default device) and the param rule."""
+    """The mesh ``train_`` runs on (``None``: one default device), the param rule, and
+    the mesh's two shardings: rows split over the devices, and replicated."""
 
     mesh: Mesh | None = None
     shard_params: bool = False
     serial: bool = False  # one compiled call at a time (several CPU devices: see ``settle``)
+    split: NamedSharding | None = None
+    whole: NamedSharding | None = None
 
     @property
     def size(self) -> int:
@@ -69,7 +71,8 @@ def layout(devices=None, shard_params=False) -> Layout:
     here = jax.process_index()
     local_cpus = [d for d in chosen if d.platform == "cpu" and d.process_index == here]
     mesh = Mesh(np.array(chosen), (AXIS,))
-    return Layout(mesh, bool(shard_params), serial=len(local_cpus) > 1)
+    split, whole = NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
+    return Layout(mesh, bool(shard_params), len(local_cpus) > 1, split, whole)
 
 
 def settle(lay: Layout, out):
@@ -161,12 +164,9 @@ def place_batch(lay: Layout, item):
     if lay.mesh is None:
         return item
     leaves, tree = jax.tree.flatten(item)
-    split, whole = _named(lay.mesh)
-    for leaf in leaves:
-        if np.ndim(leaf):
-            _divides(lay, np.shape(leaf)[0])
+    _check_item(lay, leaves)
     leaves = [_from_host_on_cpu(a) for a in leaves]
-    placed = jax.device_put(leaves, [split if np.ndim(a) else whole for a in leaves])
+    placed = jax.device_put(leaves, [lay.split if np.ndim(a) else lay.whole for a in leaves])
     return jax.tree.unflatten(tree, placed)
 
 
@@ -179,29 +179,24 @@ def _from_host_on_cpu(a):
     return a
 
 
-@functools.lru_cache(maxsize=8)
-def _named(mesh):
-    """The split (rows over the mesh) and whole (replicated) shardings of ``mesh``."""
-    return NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
-
-
 def constrain_batch(lay: Layout, item):
     """Inside a compiled function: ask XLA to split ``item`` along its first axis."""
     if lay.mesh is None:
         return item
-    split = _named(lay.mesh)[0]
-    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, split) if a.ndim else a, item)
+    return jax.tree.map(
+        lambda a: jax.lax.with_sharding_constraint(a, lay.split) if a.ndim else a, item
+    )
 
 
 def gather(lay: Layout, tree):
     """Arrays placed by ``lay`` as ordinary arrays on this process's first device."""
     if lay.mesh is None:
         return tree
-    whole, home = NamedSharding(lay.mesh, P()), jax.local_devices()[0]
+    home = jax.local_devices()[0]
 
     def local(a):
         if not a.is_fully_replicated:
-            a = settle(lay, jax.device_put(a, whole))  # all-gather the FSDP slices
+            a = settle(lay, jax.device_put(a, lay.whole))  # all-gather the FSDP slices
         return jax.device_put(a.addressable_shards[0].data, home)
 
     return jax.tree.map(local, tree)
