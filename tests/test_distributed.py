@@ -223,3 +223,11 @@ def test_cpu_devices_made_after_import_train_like_one_device():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["4", "True"]
+
+
+def test_initialize_after_jax_started_says_to_call_it_first():
+    np.asarray(fj.param([1.0]).data)  # JAX's backend is running in this process
+    with pytest.raises(RuntimeError) as found:
+        fj.distributed.initialize("127.0.0.1:1", 2, 0, cpu_collectives=None)
+    assert "at the top of the script" in " ".join(getattr(found.value, "__notes__", []))
+    assert fj.distributed.process_count() == 1 and fj.distributed.process_index() == 0
