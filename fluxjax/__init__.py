@@ -9,7 +9,7 @@ Array([[3., 4.]], dtype=float32)
 """
 
 from . import _config  # noqa: F401, I001  (first: settles JAX's CPU dispatch before anything runs)
-from . import numpy, tracker
+from . import distributed, numpy, tracker
 from ._io import load, save
 from ._jit import jit
 from .layers import (
@@ -142,7 +142,7 @@ __all__ = [
     # tracker
     "Grads", "Params", "Tracked", "TrackedArray", "TrackedReal", "back_", "checkpoint",
     "clear_caches", "data", "forward", "grad", "gradcheck", "gradient", "hessian", "hook",
-    "jacobian", "param", "state", "track", "update_", "numpy", "tracker", "jit",
+    "jacobian", "param", "state", "track", "update_", "numpy", "tracker", "jit", "distributed",
     # layers
     "Chain", "Composed", "Dense", "activations", "compose", "cpu", "elu", "f32", "f64", "fmap",
     "gelu", "glorot_normal", "glorot_uniform", "gpu", "identity", "leakyrelu", "loadparams_",

@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -55,6 +56,8 @@ def save(path, model) -> None:
     in the same folder, flushed to disk and renamed over ``path``, so an interrupted save
     never leaves a half-written file in place of a good one; the next save removes what
     an interrupted one left beside it.
+    In a multi-process run only process 0 writes (every process may call ``save``; the
+    others return at once, their params being the same after ``train_``).
 
     >>> import os, tempfile
     >>> from fluxjax.layers import Chain, Dense
@@ -64,6 +67,8 @@ def save(path, model) -> None:
     >>> load(path, Chain(Dense(3, 2), Dense(2, 1))).layers[0].W.shape
     (2, 3)
     """
+    if jax.process_index() != 0:
+        return  # multi-process: one writer, no race on the file
     safetensors = require("safetensors.numpy", "io", "save")
     entries = _entries(model)
     if not entries:

@@ -32,3 +32,12 @@ def test_the_users_choice_wins(env):
 def test_leaves_a_started_backend_alone():
     code = "import jax.numpy as jnp; jnp.ones(2) + 1; " + PROBE
     assert run(code) == "True"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}, {"JAX_NUM_CPU_DEVICES": "2"}],
+)
+def test_several_cpu_devices_keep_async_dispatch(env):
+    # collectives across CPU devices can deadlock with synchronous dispatch
+    assert run(PROBE, **env) == "True"

@@ -10,6 +10,8 @@ import numpy as np
 from fluxjax.layers._random import host_rng
 from fluxjax.tracker import data
 
+from ._sharding import every_device_split, from_process_parts
+
 __all__ = ["onehot", "onehotbatch", "onecold", "DataLoader"]
 
 
@@ -106,7 +108,7 @@ def _batchsize(n, nobs, partial) -> int:
 
 
 class DataLoader:
-    """DataLoader(data, batchsize=1, *, shuffle=False, partial=True, key=None)
+    """DataLoader(data, batchsize=1, *, shuffle=False, partial=True, key=None, shard=False)
 
     Mini-batches along the first axis of an array, or of every array in a tuple (then each
     batch is a tuple, which ``train_`` splats into the loss). Iterating again starts a new
@@ -114,6 +116,12 @@ class DataLoader:
     the order; without it the key comes from the global stream that ``seed(n)`` resets.
     ``partial=False`` drops a last batch smaller than ``batchsize``. ``batchsize`` must be
     an int of at least 1, and no larger than the data with ``partial=False``.
+
+    ``shard=True`` is for multi-process runs (``train_(..., devices="all")`` after
+    ``fluxjax.distributed.initialize``): ``batchsize`` is the global batch, every batch
+    is one global array split over all devices, and each process reads only its own rows
+    of it. Every process must build the loader from the same data with the same ``key``
+    (required with ``shuffle=True``), so all agree on every batch.
 
     >>> import numpy as np
     >>> X, Y = np.arange(10).reshape(5, 2), np.arange(5)
@@ -123,7 +131,7 @@ class DataLoader:
     2
     """
 
-    def __init__(self, data, batchsize=1, *, shuffle=False, partial=True, key=None):
+    def __init__(self, data, batchsize=1, *, shuffle=False, partial=True, key=None, shard=False):
         self.single = not isinstance(data, tuple | list)
         self.tensors = (data,) if self.single else tuple(data)
         if not self.tensors:
@@ -137,6 +145,9 @@ class DataLoader:
             )
         self.nobs, self.batchsize = sizes[0], _batchsize(batchsize, sizes[0], partial)
         self.shuffle, self.partial = shuffle, partial
+        self.split = every_device_split() if shard else None
+        if shard:
+            self._check_shard(key)
         # shuffle on the host: drawing a permutation on the device would wait for the
         # training steps queued before it
         self._rng = host_rng(key)
@@ -146,6 +157,25 @@ class DataLoader:
             return math.ceil(self.nobs / self.batchsize)
         return self.nobs // self.batchsize
 
+    def batch_sizes(self) -> list:
+        """The sizes of an epoch's batches: ``batchsize`` and a last smaller one, if any."""
+        full, rest = divmod(self.nobs, self.batchsize)
+        return [self.batchsize] * (full > 0) + [rest] * (rest > 0 and self.partial)
+
+    def _check_shard(self, key):
+        if self.shuffle and key is None:
+            raise ValueError(
+                "DataLoader(..., shuffle=True, shard=True) needs key=: every process must "
+                "draw the same order, so pass the same key (an int) on every process"
+            )
+        n = self.split.mesh.size
+        for size in self.batch_sizes():
+            if size % n:
+                raise ValueError(
+                    f"shard=True: a batch of {size} does not split evenly over {n} devices; "
+                    f"use a batchsize divisible by {n} (partial=False drops a smaller last batch)"
+                )
+
     def order(self) -> np.ndarray:
         """The observation order for the next epoch (advances the shuffling key)."""
         if not self.shuffle:
@@ -154,7 +184,10 @@ class DataLoader:
 
     def batch(self, ids):
         """The batch made of observations ``ids``: an array, or a tuple of arrays."""
-        parts = tuple(t[ids] for t in self.tensors)
+        if self.split is not None:
+            parts = from_process_parts(self.split, self.tensors, np.arange(self.nobs)[ids])
+        else:
+            parts = tuple(t[ids] for t in self.tensors)
         return parts[0] if self.single else parts
 
     def __iter__(self):
@@ -166,5 +199,6 @@ class DataLoader:
     def __repr__(self):
         return (
             f"DataLoader(nobs={self.nobs}, batchsize={self.batchsize}, "
-            f"shuffle={self.shuffle}, partial={self.partial})"
+            f"shuffle={self.shuffle}, partial={self.partial}"
+            + (", shard=True)" if self.split is not None else ")")
         )

@@ -27,6 +27,7 @@ from jax import lax
 from fluxjax import tracker
 from fluxjax.tracker import Cache
 
+from . import _sharding as sharding
 from ._optimisers import as_transformation
 from ._update import get_state, put_state, settings
 
@@ -161,17 +162,20 @@ def _compiled_for(loss, plist, opt):
 class Compiled:
     """Runs steps through one compiled function; params as a flat list of arrays."""
 
-    def __init__(self, loss, plist, opt):
-        self.plist, self.opt = plist, opt
+    def __init__(self, loss, plist, opt, layout=sharding.ONE_DEVICE):
+        self.plist, self.opt, self.layout = plist, opt, layout
         self.entry = _compiled_for(loss, plist, opt)
         self.resume()
-        self.state = _copies(get_state(opt, plist, self.arrays))
-        self.status = jnp.asarray([0, FINE, int(_all_finite(self.arrays))], jnp.int32)
+        state = _copies(get_state(opt, plist, tracker.values_of(plist)))
+        self.state = sharding.place_params(layout, state)
+        finite = int(_all_finite(self.arrays))
+        self.status = sharding.place_data(layout, jnp.asarray([0, FINE, finite], jnp.int32))
 
     def resume(self):
         """Carry on from the leaves' current values (copies: the carry gets donated)."""
-        self.arrays = _copies(tracker.values_of(self.plist))
-        self.extras = _copies(tracker.values_of(self.entry.extras))
+        lay = self.layout
+        self.arrays = sharding.place_params(lay, _copies(tracker.values_of(self.plist)))
+        self.extras = sharding.place_data(lay, _copies(tracker.values_of(self.entry.extras)))
 
     def _carry(self):
         return (self.arrays, self.extras, self.state, self.status)
@@ -184,13 +188,14 @@ class Compiled:
             raise RuntimeError("train_: the loss keeps touching leaves it cannot thread") from r
         self.entry.extras.extend(new)
         self.entry.build()
-        self.extras = list(self.extras) + _copies(tracker.values_of(new))
+        added = sharding.place_data(self.layout, _copies(tracker.values_of(new)))
+        self.extras = list(self.extras) + list(added)
 
     def sync(self):
         """Write the carried values into the leaves (skipped if a call was cut short)."""
         if not any(a.is_deleted() for a in jax.tree.leaves((self.arrays, self.extras))):
-            tracker.assign(self.plist, self.arrays)
-            tracker.assign(self.entry.extras, self.extras)
+            tracker.assign(self.plist, sharding.gather(self.layout, self.arrays))
+            tracker.assign(self.entry.extras, sharding.gather(self.layout, self.extras))
 
     def finish(self):
         """Write back the leaves; keep the optimiser state unless a step went non-finite
@@ -198,7 +203,7 @@ class Compiled:
         self.sync()
         if any(a.is_deleted() for a in jax.tree.leaves(self.state)) or self.failure():
             return
-        put_state(self.opt, self.plist, self.state)
+        put_state(self.opt, self.plist, sharding.gather(self.layout, self.state))
 
     def failure(self):
         """``(step, why)`` of the first non-finite step of this call, or None."""
@@ -208,6 +213,7 @@ class Compiled:
         return None if why == FINE else (good, why)
 
     def step(self, item):
+        item = sharding.place_batch(self.layout, item)
         while True:
             try:
                 *carry, l = self.entry.step(*self._carry(), item)
@@ -215,7 +221,7 @@ class Compiled:
                 self._retrace(r)
                 continue
             self.arrays, self.extras, self.state, self.status = carry
-            return l
+            return sharding.settle(self.layout, l)
 
     def scan(self, loader, order, start, n):
         """Steps ``start .. start + n`` of an epoch of ``loader`` in one compiled call.
@@ -224,13 +230,15 @@ class Compiled:
         ...)`` and scanned over directly; with shuffling each step gathers its batch.
         """
         seq = not loader.shuffle
-        key = (n, loader.batchsize, loader.single, seq)
+        key = (n, loader.batchsize, loader.single, seq, self.layout)
         held = self.entry.tensors.get(id(loader))
-        if held is None or held[0] is not loader:
+        if held is None or held[0] is not loader or held[3] != self.layout:
             b, full = loader.batchsize, loader.nobs // loader.batchsize
             tensors = tuple(jnp.asarray(t) for t in loader.tensors)
             batched = tuple(t[: full * b].reshape(full, b, *t.shape[1:]) for t in tensors)
-            held = self.entry.tensors[id(loader)] = (loader, tensors, batched)
+            tensors, batched = sharding.place_data(self.layout, (tensors, batched))
+            held = (loader, tensors, batched, self.layout)
+            self.entry.tensors[id(loader)] = held
         data = held[2] if seq else held[1]
         while True:
             scans = self.entry.scans
@@ -242,10 +250,10 @@ class Compiled:
                 self._retrace(r)
                 continue
             self.arrays, self.extras, self.state, self.status = carry
-            return ls
+            return sharding.settle(self.layout, ls)
 
 
-def _scan_fn(pure, n, b, single, seq):
+def _scan_fn(pure, n, b, single, seq, layout):
     def run(arrays, extras, state, status, tensors, order, start):
         def body(carry, k_or_batch):
             if seq:
@@ -253,6 +261,7 @@ def _scan_fn(pure, n, b, single, seq):
             else:
                 ids = lax.dynamic_slice_in_dim(order, (start + k_or_batch) * b, b)
                 parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
+            parts = sharding.constrain_batch(layout, parts)  # each device: its rows
             *carry, l = pure(*carry, parts[0] if single else parts)
             return tuple(carry), l
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from fluxjax import tracker
 
+from . import _sharding as sharding
 from ._callbacks import StopTraining, throttle
 from ._data import DataLoader
 from ._eager import Eager, nonfinite_error, nonfinite_gradient_error
@@ -177,8 +178,12 @@ def _flush(callbacks):
             f.flush()
 
 
-def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
-    """train_(loss, ps, data, opt; cb=None, epochs=1, progress=None, jit=True) → per-step losses.
+def train_(
+    loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True, devices=None,
+    shard_params=False,
+):  # fmt: skip
+    """train_(loss, ps, data, opt; cb=None, epochs=1, progress=None, jit=True, devices=None,
+    shard_params=False) → per-step losses.
 
     For each item of ``data`` (``epochs`` times): ``l = loss(*item)`` for a tuple item,
     ``loss(item)`` otherwise; the gradient of ``l`` w.r.t. the params ``ps`` (a ``Params``,
@@ -200,6 +205,13 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
     once after each chunk rather than after every step; a last partial batch is one
     more step. Pass ``list(loader)`` to get callbacks after every step.
 
+    ``devices`` (``"all"``, an int n for the first n devices, or a list) trains data
+    parallel: each batch is split along its first axis over the devices (a batch size
+    the device count does not divide raises ``ValueError``), params and optimiser state
+    are replicated, or split over the devices with ``shard_params=True``; the compiled
+    step combines the gradients. Afterwards the params are ordinary arrays on one device
+    again. See ``docs/distributed.md``.
+
     A NaN or infinite loss raises ``FloatingPointError`` naming the step (0-based), with
     the params at their values from before that step. ``progress`` shows a tqdm bar with
     the latest loss (default: when stderr is a terminal or in a notebook). Returns the
@@ -216,14 +228,19 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
     """
     if hasattr(opt, "explicit_train_"):  # modern Flux: train_(loss, model, data, setup(...))
         return opt.explicit_train_(
-            train_, loss, ps, data, cb=cb, epochs=epochs, progress=progress, jit=jit
-        )
+            train_, loss, ps, data, cb=cb, epochs=epochs, progress=progress, jit=jit,
+            devices=devices, shard_params=shard_params,
+        )  # fmt: skip
     plist = _param_list(ps)
     if not plist:
         raise ValueError(
             "train_ got no params to train: pass params(model) or the model itself, "
             "with at least one param(...) in it"
         )
+    layout = sharding.layout(devices, shard_params)
+    sharding.check_batches(layout, data)
+    if layout.mesh is not None and not jit:
+        raise ValueError("devices= needs jit=True: the eager loop runs on one device")
     callbacks = _callback_list(cb)
     if epochs > 1 and iter(data) is data:
         raise ValueError(
@@ -237,7 +254,7 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
         except ImportError:
             show = False
     total = len(data) * epochs if hasattr(data, "__len__") else None
-    runner = (Compiled if jit else Eager)(loss, plist, opt)
+    runner = Compiled(loss, plist, opt, layout) if jit else Eager(loss, plist, opt)
     bar = _Bar(total) if show else None
     loop = _Loop(runner, callbacks, bar)
     try:
