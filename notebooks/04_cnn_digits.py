@@ -87,7 +87,7 @@ def loss(x, y):
 
 opt = ADAM(0.003)
 start = time.perf_counter()
-losses = train_(loss, model, loader, opt, epochs=10)
+losses = train_(loss, model, loader, opt, epochs=10, progress=False)
 print(f"{time.perf_counter() - start:.1f} s for {len(losses)} steps")
 
 # %%

@@ -67,7 +67,7 @@ def accuracy(x, y):
 
 print(f"before training: {accuracy(x_test, y_test):.2f}")  # chance is 0.25
 start = time.perf_counter()
-losses = train_(loss, model, loader, fj.ADAM(0.01), epochs=15)
+losses = train_(loss, model, loader, fj.ADAM(0.01), epochs=15, progress=False)
 print(f"{time.perf_counter() - start:.1f} s for {len(losses)} steps")
 final = accuracy(x_test, y_test)
 assert final >= 0.95, final
@@ -102,7 +102,12 @@ fj.onecold(stepwise), y_test[:5]
 fj.seed(0)
 memoryless = Chain(last, Dense(SYMBOLS, 32, fj.relu), Dense(32, SYMBOLS))
 train_(
-    lambda x, y: logitcrossentropy(memoryless(x), y), memoryless, loader, fj.ADAM(0.01), epochs=5
+    lambda x, y: logitcrossentropy(memoryless(x), y),
+    memoryless,
+    loader,
+    fj.ADAM(0.01),
+    epochs=5,
+    progress=False,
 )
 guessed = float(np.mean(np.asarray(fj.onecold(memoryless(x_test))) == y_test))
 assert guessed < 0.4, guessed

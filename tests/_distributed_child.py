@@ -90,7 +90,11 @@ def sharded_loader_errors():
     for make in (
         lambda: fj.DataLoader(X, 6, shard=True),
         lambda: fj.train_(
-            lambda x: x.sum(), [], fj.DataLoader(X, 8, shard=True), fj.ADAM(), devices=2
+            lambda x: x.sum(),
+            [fj.param(np.zeros(1))],
+            fj.DataLoader(X, 8, shard=True),
+            fj.ADAM(),
+            devices=2,
         ),
     ):
         try:
