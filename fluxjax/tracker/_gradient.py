@@ -13,10 +13,11 @@ import numpy as np
 
 from . import _trace
 from ._back import pure_backward
-from ._bridge import raise_failed, run, write_back
+from ._bridge import raise_failed, run, values_of, write_back
 from ._cache import Cache
 from ._cell import LeafCell
 from ._lift import track
+from ._models import filled, split_states
 from ._node import Tracked, apply
 from ._params import Grads, Params
 from ._trace import TRACE, restore, watching
@@ -51,6 +52,8 @@ def gradient(f, *xs):
     """gradient(f, *xs) -> one gradient per argument; gradient(f, ps::Params) -> Grads.
 
     Pure: no ``.grad`` changes. Results are differentiable again, so derivatives nest.
+    A model's ``state`` leaves are not differentiated: ``f`` uses them as eager code does,
+    its writes land once after success, and their places in the result hold None.
 
     >>> f = lambda x: 3 * x**2 + 2 * x + 1
     >>> df = lambda x: gradient(f, x)[0]
@@ -73,8 +76,32 @@ def gradient(f, *xs):
         return Grads(zip(ps, gs))
     if not xs:
         raise TypeError("gradient(f, *xs) needs arguments, or a Params for a zero-argument f")
+    split = split_states(xs)
+    if split is not None:
+        return _stateful_grad(f, split)
     vals = _inputs(xs)
     return tuple(_pure_grad(f, vals, (), (), argnums=tuple(range(1, len(vals) + 1))))
+
+
+def _stateful_grad(f, split):
+    """``jax.grad`` over all leaves but the state leaves, which stay and go through the bridge."""
+    at = [i for i, o in enumerate(split.owner) if o is None]
+    current = values_of(split.states)
+    touched, messages = [], []
+
+    def g(vals, current):
+        r = run(f, filled(split.tree, split.owner, at, vals), split.states, current)
+        touched.append(r.touched)
+        messages[:] = [m for _, m in r.checks]
+        new = [v if v is not c else None for v, c in zip(r.values, current, strict=True)]
+        return _scalar(r.out), (new, r.written, [ok for ok, _ in r.checks])
+
+    vals = [_plain(split.leaves[i]) for i in at]
+    gs, (new, written, oks) = jax.grad(g, has_aux=True)(vals, current)
+    raise_failed(oks, messages)
+    write_back(touched[-1], written)
+    write_back(split.states, new)
+    return tuple(filled(split.tree, [None] * len(split.owner), at, gs))
 
 
 def _recorded(f, ps):
