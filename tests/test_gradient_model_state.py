@@ -162,3 +162,23 @@ def test_recur_state_advances_as_after_one_forward(rng):
     cell = m[0].cell
     np.testing.assert_allclose(np.asarray(g[0].cell.Wi), np.asarray(gs[cell.Wi]), **TOL)
     assert g[0].state is None and g[0].fresh is None
+
+
+def test_forward_on_a_stateful_model_writes_state_once_and_pulls_back(rng):
+    x = _x(rng)
+    m = fj.Chain(fj.Dense(3, 4), fj.BatchNorm(4), fj.Dropout(0.5, key=1))
+    before = [s.data for s in fj.states(m)]
+    gs = fj.gradient(lambda: _loss(m, x), fj.params(m))
+    after = [np.asarray(s.data) for s in fj.states(m)]
+    for s, b in zip(fj.states(m), before):
+        s.data = b
+    y, back = fj.forward(lambda m: _loss(m, x), m)
+    for s, a in zip(fj.states(m), after):
+        np.testing.assert_allclose(np.asarray(s.data), a, **TOL)
+    (g2,) = back(2.0)
+    (g2_again,) = back(2.0)  # back writes nothing: the state moved once
+    for s, a in zip(fj.states(m), after):
+        np.testing.assert_allclose(np.asarray(s.data), a, **TOL)
+    np.testing.assert_allclose(np.asarray(g2[0].W), 2 * np.asarray(gs[m[0].W]), **TOL)
+    np.testing.assert_allclose(np.asarray(g2_again[1].γ), 2 * np.asarray(gs[m[1].γ]), **TOL)
+    assert g2[1].μ is None and g2[2].key is None

@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
+from ._bridge import as_input, raise_failed, run, values_of, write_back
 from ._node import Tracked
 
 
@@ -82,3 +84,36 @@ def filled(tree, base, at, values):
     for i, v in zip(at, values, strict=True):
         leaves[i] = v
     return jax.tree_util.tree_unflatten(tree, leaves)
+
+
+def stateful_vjp(f, split, out):
+    """stateful_vjp(f, split, out) -> (y, back): ``jax.vjp`` of ``out(f(*xs))`` over every
+    leaf of ``xs`` but its state leaves; ``back(Δ)`` gives one gradient per argument,
+    None at the state places.
+
+    The state places hold the state leaves themselves, threaded through the bridge as in
+    ``gradient(f, ps)``: ``f`` reads and writes them as eager code does (a layer used
+    twice sees its first write), and what it wrote is written back once, after success.
+    """
+    at = [i for i, o in enumerate(split.owner) if o is None]
+    current = values_of(split.states)
+    touched, messages = [], []
+
+    def g(vals):
+        r = run(f, filled(split.tree, split.owner, at, vals), split.states, current)
+        touched.append(r.touched)
+        messages[:] = [m for _, m in r.checks]
+        new = [v if v is not c else None for v, c in zip(r.values, current, strict=True)]
+        return out(r.out), (new, r.written, [ok for ok, _ in r.checks])
+
+    vals = [as_input(split.leaves[i]) for i in at]
+    y, pull, (new, written, oks) = jax.vjp(g, vals, has_aux=True)
+    raise_failed(oks, messages)
+    write_back(touched[-1], written)
+    write_back(split.states, new)
+
+    def back(Δ):
+        (gs,) = pull(jnp.broadcast_to(jnp.asarray(Δ, y.dtype), y.shape))
+        return tuple(filled(split.tree, [None] * len(split.owner), at, gs))
+
+    return y, back
