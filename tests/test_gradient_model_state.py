@@ -182,3 +182,18 @@ def test_forward_on_a_stateful_model_writes_state_once_and_pulls_back(rng):
     np.testing.assert_allclose(np.asarray(g2[0].W), 2 * np.asarray(gs[m[0].W]), **TOL)
     np.testing.assert_allclose(np.asarray(g2_again[1].γ), 2 * np.asarray(gs[m[1].γ]), **TOL)
     assert g2[1].μ is None and g2[2].key is None
+
+
+def test_explicit_update_takes_the_grads_of_a_stateful_model(rng):
+    x = _x(rng)
+    m = _bn_model()
+    s = fj.setup(fj.Descent(0.5), m)
+    f = lambda m: _loss(m, x)  # noqa: E731
+    μ = m[1].μ.data
+    want = fj.gradient(lambda: f(m), fj.params(m))
+    m[1].μ.data = μ
+    W, γ = np.asarray(m[0].W.data), np.asarray(m[1].γ.data)
+    (g,) = fj.gradient(f, m)
+    fj.update_(s, m, g)  # the None at μ, σ2 is skipped
+    np.testing.assert_allclose(np.asarray(m[0].W.data), W - 0.5 * np.asarray(want[m[0].W]), **TOL)
+    np.testing.assert_allclose(np.asarray(m[1].γ.data), γ - 0.5 * np.asarray(want[m[1].γ]), **TOL)
