@@ -10,7 +10,21 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fluxjax.layers import Chain, Dense, glorot_normal, glorot_uniform, seed, σ
+from fluxjax.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Chain,
+    Conv,
+    ConvTranspose,
+    CrossCor,
+    Dense,
+    DepthwiseConv,
+    glorot_normal,
+    glorot_uniform,
+    seed,
+    σ,
+)
 from fluxjax.tracker import data
 
 
@@ -88,6 +102,68 @@ def test_building_layers_of_new_shapes_compiles_nothing():
     finally:
         jax.monitoring.unregister_event_duration_listener(listen)
     assert compiles == []
+
+
+def _compiles(build):
+    """The backend compiles ``build()`` triggers."""
+    compiles = []
+
+    def listen(event, duration, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        build()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return compiles
+
+
+def test_conv_and_recurrent_layers_of_new_shapes_compile_nothing():
+    def build():
+        Conv((3, 3), 1, 8)
+        CrossCor((2,), 3, 5, key=4)
+        ConvTranspose((3, 1), 2, 7, bias=False)
+        DepthwiseConv((2, 2), 3, 9)
+        RNN(5, 7), LSTM(6, 3), GRU(4, 9, key=jax.random.key(1))
+
+    assert _compiles(build) == []
+
+
+def test_conv_kernels_are_glorot_uniform_with_kernel_fans():
+    seed(4)
+    for layer, (k, n_in, n_out) in [
+        (Conv((5, 5), 30, 40), (25, 30, 40)),
+        (ConvTranspose((3, 3), 20, 30), (9, 20, 30)),  # layout (k…, out, in): same sum
+        (DepthwiseConv((5, 5), 50, 200), (25, 4, 50)),  # (k…, out ÷ in, in)
+    ]:
+        l = np.sqrt(6.0 / (k * n_in + k * n_out))
+        w = data(layer.weight)
+        assert w.dtype == jnp.float32 and float(jnp.abs(w).max()) <= l
+        assert ks_pvalue(w, stats.uniform(-l, 2 * l)) > 1e-3
+        assert ks_pvalue(w, stats.uniform(-0.9 * l, 1.8 * l)) < 1e-6
+        assert not np.asarray(data(layer.bias)).any()
+
+
+def test_conv_keys_fix_the_weights_and_any_jax_initializer_still_works():
+    a, b = Conv((3, 3), 2, 4, key=5), Conv((3, 3), 2, 4, key=jax.random.key(5))
+    np.testing.assert_array_equal(np.asarray(data(a.weight)), np.asarray(data(b.weight)))
+    init = jax.nn.initializers.lecun_normal()
+    c = Conv((3, 3), 2, 4, init=init, key=jax.random.key(2))
+    want = init(jax.random.key(2), (3, 3, 2, 4), jnp.float32)
+    np.testing.assert_array_equal(np.asarray(data(c.weight)), np.asarray(want))
+
+
+def test_lstm_cell_weights_are_glorot_and_the_forget_bias_is_one():
+    seed(6)
+    c = LSTM(200, 100).cell
+    l = limit(400, 200)
+    assert ks_pvalue(data(c.Wi), stats.uniform(-l, 2 * l)) > 1e-3
+    b = np.asarray(data(c.b))
+    np.testing.assert_array_equal(b[100:200], np.ones(100, np.float32))
+    lb = np.sqrt(6.0 / 400)  # a vector's fan sum is its length (Flux v0.9)
+    assert np.abs(np.r_[b[:100], b[200:]]).max() <= lb
 
 
 def test_initialisers_refuse_a_non_float_dtype():

@@ -13,6 +13,8 @@ from fluxjax import demo
 from fluxjax._io import load, save
 from fluxjax._optional import require
 from fluxjax.layers import Dense
+from fluxjax.tracker import Params, param
+from fluxjax.train import Descent, mse, train_
 
 
 def missing(monkeypatch, *names):
@@ -45,3 +47,13 @@ def test_require_names_the_feature_and_keeps_the_cause(monkeypatch):
     with pytest.raises(ImportError, match=r"train_\(progress=True\).*fluxjax\[progress\]") as e:
         require("tqdm", "progress", "train_(progress=True)")
     assert isinstance(e.value.__cause__, ImportError)
+
+
+def test_train_progress_without_tqdm_names_the_progress_extra(monkeypatch):
+    W = param(2.0)
+    missing(monkeypatch, "tqdm", "tqdm.auto")
+    with pytest.raises(ImportError, match=r"train_\(progress=True\).*fluxjax\[progress\]"):
+        train_(lambda: mse(W, 1.0), Params([W]), [()] * 3, Descent(0.1), progress=True)
+    assert float(W.data) == 2.0  # refused before any step
+    losses = train_(lambda: mse(W, 1.0), Params([W]), [()] * 3, Descent(0.1))
+    assert len(losses) == 3  # progress=None: no bar, no error

@@ -266,6 +266,23 @@ def test_progress_bar_shows_steps(capfd):
     assert "train_" in err and "5/5" in err
 
 
+def test_progress_bar_comes_from_tqdm_auto(monkeypatch):
+    """tqdm.auto picks the notebook widget or the terminal bar; train_ asks it for one."""
+    import tqdm.auto
+
+    made = []
+
+    class Recording(tqdm.auto.tqdm):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+            super().__init__(*args, disable=True, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    W = param(jnp.zeros(2))
+    train_(lambda: mse(W, 1.0), Params([W]), [()] * 3, Descent(0.1), progress=True)
+    assert made == [dict(total=3, desc="train_", unit="step")]
+
+
 def test_params_untouched_by_loading_model_copies():
     """loadparams_ between runs is seen by the next train_ (nothing cached across calls)."""
     X, Y = make_data()

@@ -1,5 +1,6 @@
 """Layers and model trees: ``treelike``, ``Dense``, ``Chain``, activations, tree utilities."""
 
+from ..tracker import register_leaf_finder
 from ._activations import (
     elu,
     gelu,
@@ -30,7 +31,7 @@ from ._pool import MaxPool, MeanPool, maxpool, meanpool
 from ._random import glorot_normal, glorot_uniform, seed
 from ._recur import GRU, LSTM, RNN, Recur, reset_
 from ._recurrent import GRUCell, LSTMCell, RNNCell
-from ._stateful import states, testmode_, trainmode_
+from ._stateful import leaf_owners, states, testmode_, trainmode_
 from ._tree import cpu, f32, f64, fmap, gpu, loadparams_, params
 from ._treelike import treelike
 
@@ -101,3 +102,5 @@ __all__ = [
     "treelike",
     "σ",
 ]
+
+register_leaf_finder(leaf_owners)  # gradient(f, model) threads the model's state leaves

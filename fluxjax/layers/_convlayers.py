@@ -12,16 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from ..tracker import Tracked, param
 from ._activations import identity
 from ._conv import ConvSpec, check_input, conv_layer, make_spec, output_size
-from ._random import next_key
+from ._random import draw, kernel_glorot_uniform, zeros
 from ._treelike import register
-
-_glorot = jax.nn.initializers.glorot_uniform()  # fans from (k…, in, out): Flux's kernel layout
 
 
 def _is_kernel(k) -> bool:
@@ -45,11 +42,11 @@ class _ConvLayer:
     _flipped = False
 
     def __init__(self, k, ch_in, ch_out=identity, σ=identity, *, stride=1, pad=0, dilation=1,
-                 init=_glorot, bias=True, key=None):  # fmt: skip
+                 init=kernel_glorot_uniform, bias=True, key=None):  # fmt: skip
         if _is_kernel(k):
             shape = self._kernel_shape(tuple(k), int(ch_in), int(ch_out))
-            weight = param(init(next_key(key), shape, jnp.float32))
-            b = param(jnp.zeros(self._out(shape), weight.dtype)) if bias else False
+            weight = param(draw(init, key, shape, jnp.float32))  # no compile on the host path
+            b = param(zeros(self._out(shape), weight.dtype)) if bias else False
         elif hasattr(k, "shape"):  # Conv(weight, bias, σ)
             weight, b, σ = _as_param(k), ch_in, ch_out
             b = False if b is None or b is False else _as_param(b)

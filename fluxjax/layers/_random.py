@@ -10,6 +10,7 @@ still fixes the values; any ``jax.nn.initializers``-style ``init`` gets a JAX ke
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 
@@ -134,7 +135,25 @@ def glorot_normal(key, shape, dtype=jnp.float32):
     return _on_device(host_rng(key).standard_normal(shape) * std, dtype)
 
 
-glorot_uniform.on_host = glorot_normal.on_host = True
+def kernel_glorot_uniform(key, shape, dtype=jnp.float32):
+    """kernel_glorot_uniform(key, shape, dtype=float32) -> array
+
+    ``glorot_uniform`` for a convolution kernel ``(k…, in, out)``: uniform on ``[-l, l]``,
+    ``l = sqrt(6 / (fan_in + fan_out))`` with ``fan_in = prod(k)·in`` and ``fan_out =
+    prod(k)·out`` (as ``jax.nn.initializers.glorot_uniform()``; the limit is the same for
+    ``(k…, out, in)``). The convolution layers' default; drawn on the host.
+
+    >>> import jax
+    >>> w = kernel_glorot_uniform(jax.random.key(0), (3, 3, 2, 4))
+    >>> w.shape, bool((abs(w) <= (6 / 54) ** 0.5).all())
+    ((3, 3, 2, 4), True)
+    """
+    fans = _fan_sum(shape) if len(shape) < 2 else (shape[-2] + shape[-1]) * math.prod(shape[:-2])
+    limit = np.sqrt(6.0 / fans)
+    return _on_device(host_rng(key).uniform(-limit, limit, shape), dtype)
+
+
+glorot_uniform.on_host = glorot_normal.on_host = kernel_glorot_uniform.on_host = True
 
 
 def _on_device(values, dtype):

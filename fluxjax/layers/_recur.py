@@ -29,6 +29,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..tracker import clear_caches, data, state, track
 from ._activations import tanh
@@ -76,7 +77,7 @@ class Recur:
         self.cell = cell
         init = _as_tuple(cell.hidden())
         self.state = _like(cell.hidden(), [state(jnp.asarray(data(h))) for h in init])
-        self.fresh = state(jnp.ones((), jnp.int32))
+        self.fresh = state(np.ones((), np.int32))  # NumPy: nothing to compile
 
     @property
     def init(self):

@@ -14,15 +14,21 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..tracker import param, track
 from ._activations import tanh
-from ._random import glorot_uniform, next_key
+from ._random import glorot_uniform, host_rng, next_key, zeros
 from ._treelike import register
 
 
 def _weights(init, key, n_in, n_out, gates):
-    kx, kh, kb = jax.random.split(next_key(key), 3)
+    """``Wi``, ``Wh``, ``b``: a host initialiser draws all three from one NumPy generator
+    (no compile), any other ``init`` gets three JAX keys split from ``key``."""
+    if getattr(init, "on_host", False):
+        kx = kh = kb = host_rng(key)
+    else:
+        kx, kh, kb = jax.random.split(next_key(key), 3)
     Wi = init(kx, (gates * n_out, n_in), jnp.float32)
     Wh = init(kh, (gates * n_out, n_out), jnp.float32)
     b = init(kb, (gates * n_out,), jnp.float32)  # Flux v0.9 draws the bias too
@@ -82,7 +88,7 @@ class RNNCell:
     def __init__(self, n_in, n_out, σ=tanh, *, init=glorot_uniform, key=None):
         Wi, Wh, b = _weights(init, key, n_in, n_out, 1)
         self.Wi, self.Wh, self.b = param(Wi), param(Wh), param(b)
-        self.h, self.σ = param(jnp.zeros(n_out, jnp.float32)), σ
+        self.h, self.σ = param(zeros(n_out)), σ
 
     def hidden(self):
         return self.h
@@ -121,8 +127,10 @@ class LSTMCell:
     def __init__(self, n_in, n_out, *, init=glorot_uniform, key=None):
         Wi, Wh, b = _weights(init, key, n_in, n_out, 4)
         self.Wi, self.Wh = param(Wi), param(Wh)
-        self.b = param(b.at[n_out : 2 * n_out].set(1))
-        self.h, self.c = param(jnp.zeros(n_out)), param(jnp.zeros(n_out))
+        b = np.array(b)  # a host copy: .at[].set would compile per shape
+        b[n_out : 2 * n_out] = 1
+        self.b = param(jax.device_put(b))
+        self.h, self.c = param(zeros(n_out)), param(zeros(n_out))
 
     def hidden(self):
         return (self.h, self.c)
@@ -157,7 +165,7 @@ class GRUCell:
     def __init__(self, n_in, n_out, *, init=glorot_uniform, key=None):
         Wi, Wh, b = _weights(init, key, n_in, n_out, 3)
         self.Wi, self.Wh, self.b = param(Wi), param(Wh), param(b)
-        self.h = param(jnp.zeros(n_out, jnp.float32))
+        self.h = param(zeros(n_out))
 
     def hidden(self):
         return self.h

@@ -16,6 +16,7 @@ import numpy as np
 from .. import tracker
 from ..tracker import Tracked
 from ._tree import _ATOMS, _children
+from ._treelike import items
 
 
 def walk(model):
@@ -106,3 +107,47 @@ def write(obj, name: str, value):
         old.data = value
         return
     object.__setattr__(obj, name, value)
+
+
+def leaf_owners(xs) -> list:
+    """leaf_owners(xs) -> for each leaf of ``jax.tree_util.tree_leaves(xs)``, the tracked
+    leaf (param or state) it was read from, or None.
+
+    The finder ``fluxjax.layers`` gives the tracker (``register_leaf_finder``), so that
+    ``gradient(f, model)`` threads a model's state leaves instead of differentiating them:
+    each leaf's key path is followed on the objects themselves.
+
+    >>> from fluxjax.layers import BatchNorm, Chain, Dense
+    >>> m = Chain(Dense(2, 2), BatchNorm(2))
+    >>> [None if o is None else o.trainable for o in leaf_owners((m, [1.0]))]
+    [True, True, True, True, False, False, None]
+    """
+    pairs = jax.tree_util.tree_flatten_with_path(xs, is_leaf=_is_tracked)[0]
+    return [_owner(xs, path) for path, _ in pairs]
+
+
+def _is_tracked(x) -> bool:
+    return isinstance(x, Tracked)
+
+
+def _owner(x, path):
+    for key in path:
+        if isinstance(x, Tracked):  # the ``.data`` key of a param boxed in a container
+            break
+        try:
+            x = _child(x, key)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+    return x if isinstance(x, Tracked) and x.is_leaf else None
+
+
+def _child(x, key):
+    pairs = items(x)
+    name = getattr(key, "name", getattr(key, "idx", getattr(key, "key", None)))
+    if pairs is not None:  # a treelike object: its fields, or its positions
+        return dict(pairs)[name]
+    if isinstance(key, jax.tree_util.GetAttrKey):
+        return getattr(x, name)
+    if isinstance(key, (jax.tree_util.SequenceKey, jax.tree_util.DictKey)):
+        return x[name]
+    raise TypeError(f"no place for {key!r}")  # a pytree with flattened-index keys

@@ -15,6 +15,7 @@ from ._interop import TrackedTypeError
 from ._interop import install as _install_interop
 from ._leaves import data, grad, is_tracked, param, state
 from ._lift import track
+from ._models import register_leaf_finder
 from ._node import Tracked, TrackedArray, TrackedReal
 from ._params import Grads, Params
 from ._trace import check
@@ -28,5 +29,5 @@ __all__ = [
     "param", "state", "swapped", "track", "update_", "clear_caches", "TrackedTypeError",
     # the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
-    "raise_failed", "run", "values_of", "write_back",
+    "raise_failed", "register_leaf_finder", "run", "values_of", "write_back",
 ]  # fmt: skip

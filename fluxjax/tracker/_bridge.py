@@ -20,6 +20,8 @@ import contextlib
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from ._cell import LeafCell, Value
 from ._trace import check, checking, keeping_graph, restore, swapped, watching
@@ -59,6 +61,24 @@ def plain(tree):
         tree,
         is_leaf=lambda x: isinstance(x, Value),
     )
+
+
+def scalar_of(out, what="gradient"):
+    """``out`` (``f``'s result) as a plain scalar array; ValueError for any other shape."""
+    v = out.data if isinstance(out, Value) else jnp.asarray(out)
+    if v.shape != ():
+        raise ValueError(f"{what} needs f to return a scalar, got shape {v.shape}")
+    return v
+
+
+def as_input(x):
+    """An argument as a transformation takes it: a tracked value's data, an integer or
+    bool as a float (the default float dtype); anything else as it is."""
+    if isinstance(x, Value):
+        return x.data
+    if isinstance(x, (bool, int)) or (isinstance(x, np.ndarray) and x.dtype.kind in "biu"):
+        return jnp.asarray(x, jnp.result_type(float))
+    return x
 
 
 def _cell(value, leaf, old):

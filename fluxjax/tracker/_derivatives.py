@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._gradient import _plain, _scalar, gradient
+from ._bridge import as_input, scalar_of
+from ._gradient import gradient
 
 
 def jacobian(f, x):
@@ -16,7 +17,7 @@ def jacobian(f, x):
     Array([[2., 0.],
            [0., 4.]], dtype=float32)
     """
-    return jax.jacrev(lambda v: _plain(f(v)))(_plain(x))
+    return jax.jacrev(lambda v: as_input(f(v)))(as_input(x))
 
 
 def hessian(f, x):
@@ -26,7 +27,7 @@ def hessian(f, x):
     Array([[ 6.,  0.],
            [ 0., 12.]], dtype=float32)
     """
-    return jax.hessian(lambda v: _scalar(f(v), "hessian"))(_plain(x))
+    return jax.hessian(lambda v: scalar_of(f(v), "hessian"))(as_input(x))
 
 
 def gradcheck(f, *xs, eps=1e-3, rtol=1e-2, atol=1e-3):
@@ -35,14 +36,14 @@ def gradcheck(f, *xs, eps=1e-3, rtol=1e-2, atol=1e-3):
     >>> gradcheck(lambda x: (x ** 3).sum(), jnp.array([0.5, -1.0]))
     True
     """
-    vals = [np.asarray(_plain(x), np.float64) for x in xs]
+    vals = [np.asarray(as_input(x), np.float64) for x in xs]
     exact = [
         np.asarray(g, np.float64) for g in gradient(f, *[jnp.asarray(v, jnp.float32) for v in vals])
     ]
 
     def at(i, v):
         args = [jnp.asarray(a, jnp.float32) for a in vals[:i] + [v] + vals[i + 1 :]]
-        return float(_plain(f(*args)))
+        return float(as_input(f(*args)))
 
     for i, v in enumerate(vals):
         approx = np.zeros_like(v)

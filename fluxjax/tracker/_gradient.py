@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from . import _trace
 from ._back import pure_backward
-from ._bridge import raise_failed, run, write_back
+from ._bridge import as_input, raise_failed, run, scalar_of, write_back
 from ._cache import Cache
 from ._cell import LeafCell
 from ._lift import track
+from ._models import split_states, stateful_vjp
 from ._node import Tracked, apply
 from ._params import Grads, Params
 from ._trace import TRACE, restore, watching
@@ -28,29 +28,16 @@ def swapped(ps, values):
     return _trace.swapped(ps, values, lambda v, p, old: LeafCell(v, p))
 
 
-def _scalar(out, what="gradient"):
-    v = out.data if isinstance(out, Tracked) else jnp.asarray(out)
-    if v.shape != ():
-        raise ValueError(f"{what} needs f to return a scalar, got shape {v.shape}")
-    return v
-
-
-def _plain(x):
-    if isinstance(x, Tracked):
-        return x.data
-    if isinstance(x, (bool, int)) or (isinstance(x, np.ndarray) and x.dtype.kind in "biu"):
-        return jnp.asarray(x, jnp.result_type(float))
-    return x
-
-
 def _inputs(xs):
-    return jax.tree_util.tree_map(_plain, xs, is_leaf=lambda x: isinstance(x, Tracked))
+    return jax.tree_util.tree_map(as_input, xs, is_leaf=lambda x: isinstance(x, Tracked))
 
 
 def gradient(f, *xs):
     """gradient(f, *xs) -> one gradient per argument; gradient(f, ps::Params) -> Grads.
 
     Pure: no ``.grad`` changes. Results are differentiable again, so derivatives nest.
+    A model's ``state`` leaves are not differentiated: ``f`` uses them as eager code does,
+    its writes land once after success, and their places in the result hold None.
 
     >>> f = lambda x: 3 * x**2 + 2 * x + 1
     >>> df = lambda x: gradient(f, x)[0]
@@ -64,7 +51,7 @@ def gradient(f, *xs):
         if recorded is not None:
             y, seen = recorded
             try:
-                _scalar(y)
+                scalar_of(y)
                 return Grads(zip(ps, _by_param(ps, pure_backward(y, _ids(ps))[1])))
             except BaseException:
                 restore(seen)
@@ -73,6 +60,10 @@ def gradient(f, *xs):
         return Grads(zip(ps, gs))
     if not xs:
         raise TypeError("gradient(f, *xs) needs arguments, or a Params for a zero-argument f")
+    split = split_states(xs)
+    if split is not None:  # a model holding state leaves
+        y, back = stateful_vjp(f, split, scalar_of)
+        return back(jnp.ones((), y.dtype))
     vals = _inputs(xs)
     return tuple(_pure_grad(f, vals, (), (), argnums=tuple(range(1, len(vals) + 1))))
 
@@ -117,7 +108,7 @@ def _pure_grad(f, args, leaves, values, argnums):
         r = run(f, a, leaves, vals)
         touched.append(r.touched)
         messages[:] = [m for _, m in r.checks]
-        return _scalar(r.out), (r.written, [ok for ok, _ in r.checks])
+        return scalar_of(r.out), (r.written, [ok for ok, _ in r.checks])
 
     gs, (written, oks) = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
     raise_failed(oks, messages)
@@ -127,6 +118,8 @@ def _pure_grad(f, args, leaves, values, argnums):
 
 def forward(f, *xs):
     """forward(f, *xs) -> (y, back): ``back(Δ)`` gives one gradient per argument (or Grads).
+
+    State leaves are threaded as in ``gradient``, written back when ``forward`` returns.
 
     >>> y, back = forward(lambda a, b: a * b, 2.0, 3.0)
     >>> float(y), [float(g) for g in back(1.0)]
@@ -140,6 +133,9 @@ def forward(f, *xs):
             return y.data, lambda Δ: Grads(zip(ps, _pullback(y, ps, Δ)))
         y, pull = _pure_vjp(f, (), ps, [p.data for p in ps])
         return y, lambda Δ: Grads(zip(ps, pull(jnp.asarray(Δ, y.dtype))[0]))
+    split = split_states(xs)
+    if split is not None:
+        return stateful_vjp(f, split, as_input)
     y, pull = _pure_vjp(f, _inputs(xs), (), ())
     return y, lambda Δ: tuple(pull(jnp.asarray(Δ, y.dtype))[1:])
 
@@ -157,7 +153,7 @@ def _pure_vjp(f, args, leaves, values):
         r = run(f, a, leaves, vals)
         touched.append(r.touched)
         messages[:] = [m for _, m in r.checks]
-        return _plain(r.out), (r.written, [ok for ok, _ in r.checks])
+        return as_input(r.out), (r.written, [ok for ok, _ in r.checks])
 
     y, pull, (written, oks) = jax.vjp(g, list(values), *args, has_aux=True)
     raise_failed(oks, messages)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxjax import tracker
+from fluxjax._optional import require
 
 from . import _sharding as sharding
 from ._callbacks import StopTraining, throttle
@@ -59,12 +60,12 @@ def _interactive():
 
 
 class _Bar:
-    """A tqdm bar showing the latest loss that is already computed (never waits)."""
+    """A tqdm bar showing the latest loss that is already computed (never waits);
+    ``tqdm.auto``, so a notebook gets its widget bar and a terminal its text one."""
 
     def __init__(self, total):
-        from tqdm import tqdm
-
-        self.bar, self.shown = tqdm(total=total, desc="train_", unit="step"), 0.0
+        auto = require("tqdm.auto", "progress", "train_(progress=True)")
+        self.bar, self.shown = auto.tqdm(total=total, desc="train_", unit="step"), 0.0
 
     def advance(self, n, latest):
         self.bar.update(n)
