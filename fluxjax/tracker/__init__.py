@@ -11,6 +11,7 @@ from ._bridge import Retrace, Run, assign, grads_of, plain, raise_failed, run, v
 from ._cache import Cache, cache_sizes, clear_caches
 from ._derivatives import gradcheck, hessian, jacobian
 from ._gradient import checkpoint, forward, gradient, hook, swapped
+from ._graph import warn_user
 from ._interop import TrackedTypeError
 from ._interop import install as _install_interop
 from ._leaves import data, grad, is_tracked, param, state
@@ -29,5 +30,5 @@ __all__ = [
     "param", "state", "swapped", "track", "update_", "clear_caches", "TrackedTypeError",
     # the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
-    "raise_failed", "register_leaf_finder", "run", "values_of", "write_back",
+    "raise_failed", "register_leaf_finder", "run", "values_of", "warn_user", "write_back",
 ]  # fmt: skip

@@ -169,6 +169,14 @@ def _user_level():
     return level
 
 
+def warn_user(message: str) -> None:
+    """``warnings.warn(message)`` attributed to the user's line (the first outside fluxjax)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
+
+
 def evaluate(root):
     """Compute and store the value of a lazily recorded node."""
     nodes, entries, ext = plan(root, full=False)

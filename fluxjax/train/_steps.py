@@ -16,8 +16,6 @@ failed and why (a gradient is judged by the updated params it gives), and ``trai
 raises ``FloatingPointError`` naming it.
 """
 
-import warnings
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,12 +111,11 @@ def _warn_recompile(loss, plist, opt):
     loose = _loose_key(loss, plist, opt)
     if _SEEN_LOOSE.get(loose) is not None and not _WARNED.get("once"):
         _WARNED["once"] = True
-        warnings.warn(
+        tracker.warn_user(
             "train_ compiles its step again because the loss function or the optimiser "
             "is a new object each call (a lambda or ADAM() written inside the loop?). "
             "Create them once, before the loop, to reuse the compiled step (and to keep "
             "the optimiser's state).",
-            stacklevel=4,
         )
     _SEEN_LOOSE[loose] = True
 
