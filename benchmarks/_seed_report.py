@@ -46,6 +46,11 @@ def _num(v: float, unit: str = "") -> str:
     return text + unit
 
 
+def _x(r: float) -> str:
+    """A ratio: two decimals below 10, one below 100, none above."""
+    return f"{r:.2f}" if r < 10 else f"{r:.1f}" if r < 100 else f"{r:,.0f}"
+
+
 def _grid(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -81,8 +86,8 @@ def _step_rows(runs: dict, size: str) -> list[list[str]]:
             med = s[name]["median"]
             row += [
                 _num(med),
-                f"{med / s[TORCH]['median']:.2f}",
-                f"{med / s[JIT]['median']:.2f}",
+                _x(med / s[TORCH]["median"]),
+                _x(med / s[JIT]["median"]),
                 f"{100 * s[name]['spread']:.0f}%",
             ]
         rows.append(row)
@@ -97,13 +102,13 @@ def _targets(runs: dict) -> list[list[str]]:
             for run in runs.values():
                 s = run["steps"].get(size, {})
                 r = s[name]["median"] / s[TORCH]["median"] if name in s else None
-                cells.append("–" if r is None else f"{r:.2f} ({'met' if r <= limit else 'missed'})")
+                cells.append("–" if r is None else f"{_x(r)} ({'met' if r <= limit else 'missed'})")
             rows.append([f"{name} ≤ {limit}× PyTorch ({size})", *cells])
     cells = []
     for run in runs.values():
         t = run["train_calls"]
         r = t["10 × train_(loss, params(m), data, ADAM())"]["median"] / t[EPOCHS]["median"]
-        cells.append(f"{r:.2f} ({'met' if r <= 1.5 else 'missed'})")
+        cells.append(f"{_x(r)} ({'met' if r <= 1.5 else 'missed'})")
     rows.append(["10 × `train_(…, ADAM())` ≤ 1.5× one call with `epochs=10`", *cells])
     return rows
 
@@ -123,7 +128,7 @@ def render_seed_idioms(runs: dict) -> str:
             "",
         ]
     head = ["100 tiny Adam steps"] + [
-        f"{lb} {c}" for lb in labels for c in ("s", "× epochs=10", "spread (n)")
+        f"{lb} {c}" for lb in labels for c in ("ms", "× epochs=10", "spread (n)")
     ]
     rows = []
     for name in next(iter(runs.values()))["train_calls"]:
@@ -131,8 +136,8 @@ def render_seed_idioms(runs: dict) -> str:
         for run in runs.values():
             t = run["train_calls"]
             row += [
-                _num(t[name]["median"]),
-                f"{t[name]['median'] / t[EPOCHS]['median']:.2f}",
+                _num(1e3 * t[name]["median"]),
+                _x(t[name]["median"] / t[EPOCHS]["median"]),
                 f"{100 * t[name]['spread']:.0f}% ({t[name]['n']})",
             ]
         rows.append(row)
@@ -166,7 +171,7 @@ def render_seed_idioms(runs: dict) -> str:
 def render_first_step(runs: dict) -> str:
     labels = list(runs)
     head = ["phase (fresh process)"] + [
-        f"{lb} {c}" for lb in labels for c in ("median s", "best s", "worst s")
+        f"{lb} {c}" for lb in labels for c in ("median ms", "best ms", "worst ms")
     ]
     names = list(dict.fromkeys(k for r in runs.values() for k in r["phases"]))
     rows = [
@@ -176,9 +181,9 @@ def render_first_step(runs: dict) -> str:
             for run in runs.values()
             for c in (
                 (
-                    _num(run["phases"][name]["median"]),
-                    _num(run["phases"][name]["best"]),
-                    _num(run["phases"][name]["worst"]),
+                    _num(1e3 * run["phases"][name]["median"]),
+                    _num(1e3 * run["phases"][name]["best"]),
+                    _num(1e3 * run["phases"][name]["worst"]),
                 )
                 if name in run["phases"]
                 else ("–",) * 3

@@ -43,7 +43,7 @@ from benchmarks.run import environment
 
 ETA = _peers.SGD_LR
 SIZES = ("tiny", "small")
-SCHEDULE = {"tiny": (25, 0.15), "small": (20, 0.25)}  # rounds, seconds per block
+SCHEDULE = {"tiny": (30, 0.1), "small": (25, 0.2)}  # rounds, seconds per block
 QUICK = {"tiny": (3, 0.05), "small": (3, 0.05)}
 
 
@@ -126,16 +126,26 @@ def _rotated(names: list[str], rounds: int):
         yield from names[k:] + names[:k]
 
 
-def time_train_calls(rounds: int) -> dict[str, Result]:
-    """Seconds per form (100 steps each), after one untimed call of every form."""
+def time_train_calls(rounds: int, block_s: float = 0.3) -> dict[str, Result]:
+    """Seconds per form (100 steps each), after one untimed call of every form.
+
+    In each round a form runs K times in a row (K = 1 for a form slower than `block_s`,
+    else about `block_s` worth of calls, from its last round) and the mean is one sample.
+    """
     forms = _train_forms()
-    for f in forms.values():
+    calls = {}
+    for name, f in forms.items():
+        t0 = time.perf_counter()
         f()
+        calls[name] = max(1, round(block_s / (time.perf_counter() - t0)))
     out = {k: Result() for k in forms}
     for name in _rotated(list(forms), rounds):
         t0 = time.perf_counter()
-        forms[name]()
-        out[name].samples.append(time.perf_counter() - t0)
+        for _ in range(calls[name]):
+            forms[name]()
+        seconds = (time.perf_counter() - t0) / calls[name]
+        out[name].samples.append(seconds)
+        calls[name] = max(1, round(block_s / seconds))
     return out
 
 
@@ -175,7 +185,7 @@ def main(argv=None) -> int:
     parser.add_argument("--label", default="before", help="column name of this run")
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the step table")
-    parser.add_argument("--train-rounds", type=int, default=3)
+    parser.add_argument("--train-rounds", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="few rounds, short blocks")
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args(argv)
