@@ -13,7 +13,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
-TORCH, JIT, EPOCHS = "torch eager", "jax.jit", "1 × train_(loss, ps, data, opt, epochs=10)"
+TORCH, JIT = "torch eager", "jax.jit"
+EPOCHS = "1 × train_(loss, ps, data, opt, epochs=10)"
+NEW_ADAM = "10 × train_(loss, params(m), data, ADAM())"
+CHAIN = "Chain(Dense(10, 5, σ), Dense(5, 2), softmax)"
 STEP_TARGETS = {  # idiom -> {size: max ratio to PyTorch eager}, from issue 14
     "gradient + update_(p, -η·gs[p])": {"tiny": 1.0, "small": 1.0},
     "gradient + update_(opt, ps, gs)": {"tiny": 1.0, "small": 1.0},
@@ -69,29 +72,54 @@ def _envs(runs: dict) -> list[str]:
     return out
 
 
-def _step_rows(runs: dict, size: str) -> list[list[str]]:
-    names = list(
-        dict.fromkeys(
-            k for r in runs.values() for k in r["steps"].get(size, {}) if not k.startswith("_")
-        )
-    )
+def _table(title: str, runs: dict, part, cols: dict) -> str:
+    """Rows: the entries of `part(run)`; per label, one column per `cols` item.
+
+    `cols` maps a header to `cell(entry, section) -> str`; a label lacking an entry gets "–".
+    """
+    names = list(dict.fromkeys(k for r in runs.values() for k in part(r) if k[0] != "_"))
+    head = [title] + [f"{lb} {c}" for lb in runs for c in cols]
     rows = []
     for name in names:
         row = [name]
         for run in runs.values():
-            s = run["steps"].get(size, {})
-            if name not in s or TORCH not in s:
-                row += ["–"] * 4
-                continue
-            med = s[name]["median"]
-            row += [
-                _num(med),
-                _x(med / s[TORCH]["median"]),
-                _x(med / s[JIT]["median"]),
-                f"{100 * s[name]['spread']:.0f}%",
-            ]
+            sec = part(run)
+            row += [cell(sec[name], sec) if name in sec else "–" for cell in cols.values()]
         rows.append(row)
-    return rows
+    return _grid(head, rows)
+
+
+def _ratio_to(key: str):
+    return lambda e, sec: _x(e["median"] / sec[key]["median"]) if key in sec else "–"
+
+
+STEP_COLS = {
+    "µs": lambda e, sec: _num(e["median"]),
+    "× torch": _ratio_to(TORCH),
+    "× jax.jit": _ratio_to(JIT),
+    "spread": lambda e, sec: f"{100 * e['spread']:.0f}%",
+}
+TRAIN_COLS = {
+    "ms": lambda e, sec: _num(1e3 * e["median"]),
+    "× epochs=10": _ratio_to(EPOCHS),
+    "spread (n)": lambda e, sec: f"{100 * e['spread']:.0f}% ({e['n']})",
+}
+BUILD_COLS = {
+    "µs": lambda e, sec: _num(e["median"]),
+    "best µs": lambda e, sec: _num(e["best"]),
+    "n": lambda e, sec: str(e["n"]),
+}
+
+
+def _ms(field: str):
+    return lambda e, sec: _num(1e3 * e[field])
+
+
+PHASE_COLS = {f"{k} ms": _ms(k) for k in ("median", "best", "worst")}
+
+
+def _verdict(r: float | None, limit: float) -> str:
+    return "–" if r is None else f"{_x(r)} ({'met' if r <= limit else 'missed'})"
 
 
 def _targets(runs: dict) -> list[list[str]]:
@@ -102,105 +130,43 @@ def _targets(runs: dict) -> list[list[str]]:
             for run in runs.values():
                 s = run["steps"].get(size, {})
                 r = s[name]["median"] / s[TORCH]["median"] if name in s else None
-                cells.append("–" if r is None else f"{_x(r)} ({'met' if r <= limit else 'missed'})")
+                cells.append(_verdict(r, limit))
             rows.append([f"{name} ≤ {limit}× PyTorch ({size})", *cells])
     cells = []
     for run in runs.values():
         t = run["train_calls"]
-        r = t["10 × train_(loss, params(m), data, ADAM())"]["median"] / t[EPOCHS]["median"]
-        cells.append(f"{_x(r)} ({'met' if r <= 1.5 else 'missed'})")
+        cells.append(_verdict(t[NEW_ADAM]["median"] / t[EPOCHS]["median"], 1.5))
     rows.append(["10 × `train_(…, ADAM())` ≤ 1.5× one call with `epochs=10`", *cells])
     return rows
 
 
 def render_seed_idioms(runs: dict) -> str:
-    labels = list(runs)
     out = ["Runs (one process each; medians over interleaved rounds):", *_envs(runs), ""]
     for size in ("tiny", "small"):
         sched = next(r["steps"][size]["_schedule"] for r in runs.values() if size in r["steps"])
-        head = ["µs per SGD step"] + [
-            f"{lb} {c}" for lb in labels for c in ("µs", "× torch", "× jax.jit", "spread")
-        ]
         out += [
             f"**{size}** ({sched['rounds']} rounds of ~{sched['block_s']} s blocks):",
             "",
-            _grid(head, _step_rows(runs, size)),
+            _table("µs per SGD step", runs, lambda r, s=size: r["steps"].get(s, {}), STEP_COLS),
             "",
         ]
-    head = ["100 tiny Adam steps"] + [
-        f"{lb} {c}" for lb in labels for c in ("ms", "× epochs=10", "spread (n)")
-    ]
-    rows = []
-    for name in next(iter(runs.values()))["train_calls"]:
-        row = [name]
-        for run in runs.values():
-            t = run["train_calls"]
-            row += [
-                _num(1e3 * t[name]["median"]),
-                _x(t[name]["median"] / t[EPOCHS]["median"]),
-                f"{100 * t[name]['spread']:.0f}% ({t[name]['n']})",
-            ]
-        rows.append(row)
-    out += [_grid(head, rows), ""]
-    head = ["build `Chain(Dense(10, 5, σ), Dense(5, 2), softmax)`"] + [
-        f"{lb} {c}" for lb in labels for c in ("µs", "best µs", "n")
-    ]
-    rows = [
-        [name]
-        + [
-            c
-            for run in runs.values()
-            for c in (
-                _num(run["build"][name]["median"]),
-                _num(run["build"][name]["best"]),
-                str(run["build"][name]["n"]),
-            )
-        ]
-        for name in next(iter(runs.values()))["build"]
-    ]
     out += [
-        _grid(head, rows),
+        _table("100 tiny Adam steps", runs, lambda r: r["train_calls"], TRAIN_COLS),
+        "",
+        _table(f"build `{CHAIN}`", runs, lambda r: r["build"], BUILD_COLS),
         "",
         "Targets of issue 14 (ratios of medians):",
         "",
-        _grid(["target", *labels], _targets(runs)),
+        _grid(["target", *runs], _targets(runs)),
     ]
     return "\n".join(out)
 
 
 def render_first_step(runs: dict) -> str:
-    labels = list(runs)
-    head = ["phase (fresh process)"] + [
-        f"{lb} {c}" for lb in labels for c in ("median ms", "best ms", "worst ms")
-    ]
-    names = list(dict.fromkeys(k for r in runs.values() for k in r["phases"]))
-    rows = [
-        [name]
-        + [
-            c
-            for run in runs.values()
-            for c in (
-                (
-                    _num(1e3 * run["phases"][name]["median"]),
-                    _num(1e3 * run["phases"][name]["best"]),
-                    _num(1e3 * run["phases"][name]["worst"]),
-                )
-                if name in run["phases"]
-                else ("–",) * 3
-            )
-        ]
-        for name in names
-    ]
     counts = ", ".join(f"{lb}: {run['samples']} processes" for lb, run in runs.items())
+    table = _table("phase (fresh process)", runs, lambda r: r["phases"], PHASE_COLS)
     return "\n".join(
-        [
-            "Runs (one fresh process per sample):",
-            *_envs(runs),
-            "",
-            f"Samples: {counts}.",
-            "",
-            _grid(head, rows),
-        ]
+        ["Runs (one fresh process per sample):", *_envs(runs), "", f"Samples: {counts}.", "", table]
     )
 
 
