@@ -175,7 +175,7 @@ def time_build(rounds: int, new_shapes: int) -> dict[str, Result]:
 
 def _summary(res: dict[str, Result]) -> dict[str, dict]:
     return {
-        k: dict(median=r.median, best=r.best, spread=r.spread, n=len(r.samples))
+        k: dict(median=r.median, best=r.best, spread=r.spread, n=len(r.samples), samples=r.samples)
         for k, r in res.items()
     }
 
