@@ -150,7 +150,11 @@ def make_equinox(size: Size, opt: str) -> Step:
 
     tx = optax_tx(opt)
     model = eqx.nn.MLP(
-        size.n_in, size.n_out, size.hidden, depth=2, activation=jax.nn.relu,
+        size.n_in,
+        size.n_out,
+        size.hidden,
+        depth=2,
+        activation=jax.nn.relu,
         key=jax.random.key(0),
     )
     opt_state = tx.init(eqx.filter(model, eqx.is_inexact_array))

@@ -82,9 +82,19 @@ def bench_size(contenders: dict, size, opts, rounds: int, block_s: float) -> lis
         mine = {name: results[f"{name} [{opt}]"] for name, o in steps if o == opt}
         rel = ratios(mine, BASELINE)
         for name, res in mine.items():
-            rows.append(dict(size=size.name, opt=opt, contender=name, us=res.median,
-                             ratio=rel[name], best=res.best, spread=res.spread,
-                             rounds=rounds, block_s=block_s))
+            rows.append(
+                dict(
+                    size=size.name,
+                    opt=opt,
+                    contender=name,
+                    us=res.median,
+                    ratio=rel[name],
+                    best=res.best,
+                    spread=res.spread,
+                    rounds=rounds,
+                    block_s=block_s,
+                )
+            )
     return rows
 
 
@@ -108,9 +118,16 @@ def table(rows: list[dict], size_name: str, opts) -> str:
         cells = []
         for o in opts:
             r = by_key.get((name, o))
-            cells += (["–"] * 4 if r is None else
-                      [_fmt_us(r["us"]), f"{r['ratio']:.2f}", _fmt_us(r["best"]),
-                       f"{100 * r['spread']:.0f}%"])
+            cells += (
+                ["–"] * 4
+                if r is None
+                else [
+                    _fmt_us(r["us"]),
+                    f"{r['ratio']:.2f}",
+                    _fmt_us(r["best"]),
+                    f"{100 * r['spread']:.0f}%",
+                ]
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -185,8 +202,7 @@ def plot(rows: list[dict], sizes, opts, path: Path) -> None:
 
     names = list(dict.fromkeys(r["contender"] for r in rows))
     by_key = {(r["size"], r["opt"], r["contender"]): r["ratio"] for r in rows}
-    fig, axes = plt.subplots(1, len(opts), figsize=(6 * len(opts), 4.5),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(opts), figsize=(6 * len(opts), 4.5), squeeze=False, sharey=True)
     width = 0.8 / len(names)
     x = np.arange(len(sizes))
     for ax, opt in zip(axes[0], opts, strict=True):
@@ -194,8 +210,7 @@ def plot(rows: list[dict], sizes, opts, path: Path) -> None:
             vals = [by_key.get((s, opt, name), np.nan) for s in sizes]
             bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, vals, width, label=name)
             labels = ["" if v != v else f"{v:.2g}" if v < 10 else f"{v:.0f}" for v in vals]
-            ax.bar_label(bars, labels=labels,
-                         fontsize=7, padding=1)
+            ax.bar_label(bars, labels=labels, fontsize=7, padding=1)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")
         ax.set_xticks(x, sizes)
@@ -213,20 +228,33 @@ def plot(rows: list[dict], sizes, opts, path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="tiny,small,medium",
-                        help=f"comma-separated, from {','.join(SIZES)}")
-    parser.add_argument("--opts", default=",".join(OPTIMISERS),
-                        help=f"comma-separated, from {','.join(OPTIMISERS)}")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds per size (default: per-size schedule)")
+    parser.add_argument(
+        "--sizes", default="tiny,small,medium", help=f"comma-separated, from {','.join(SIZES)}"
+    )
+    parser.add_argument(
+        "--opts", default=",".join(OPTIMISERS), help=f"comma-separated, from {','.join(OPTIMISERS)}"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds per size (default: per-size schedule)"
+    )
     parser.add_argument("--quick", action="store_true", help="few rounds, short blocks")
-    parser.add_argument("--only", default="",
-                        help="comma-separated contender names to run (the baseline always runs)")
-    parser.add_argument("--torch-threads", type=int, default=_peers.TORCH_THREADS,
-                        help="torch.set_num_threads for the PyTorch peer (default: %(default)s)")
-    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
-                        help="update README.md, results.png and results.json "
-                             "(default: yes, except with --quick)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated contender names to run (the baseline always runs)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=_peers.TORCH_THREADS,
+        help="torch.set_num_threads for the PyTorch peer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="update README.md, results.png and results.json (default: yes, except with --quick)",
+    )
     args = parser.parse_args(argv)
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -253,16 +281,20 @@ def main(argv=None) -> int:
     print("versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
     env["load_before"] = os.getloadavg()[0]
     if env["load_before"] > 0.5:
-        print(f"warning: load average {env['load_before']:.2f}: other work shares the CPU, "
-              "expect noisy figures")
+        print(
+            f"warning: load average {env['load_before']:.2f}: other work shares the CPU, "
+            "expect noisy figures"
+        )
     t0 = time.perf_counter()
     rows: list[dict] = []
     for name in sizes:
         rounds, block_s = (QUICK_SCHEDULE if args.quick else SCHEDULE)[name]
         rounds = args.rounds or rounds
         size = SIZES[name]
-        print(f"\n== {name}: batch {size.batch}, {size.n_in}→{size.hidden}→{size.hidden}→"
-              f"{size.n_out}; {rounds} rounds × ~{block_s} s blocks")
+        print(
+            f"\n== {name}: batch {size.batch}, {size.n_in}→{size.hidden}→{size.hidden}→"
+            f"{size.n_out}; {rounds} rounds × ~{block_s} s blocks"
+        )
         t = time.perf_counter()
         rows += bench_size(contenders, size, opts, rounds, block_s)
         print(table(rows, name, opts))
