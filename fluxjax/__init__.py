@@ -53,6 +53,7 @@ from .tracker import (
     TrackedReal,
     back_,
     checkpoint,
+    clear_caches,
     data,
     forward,
     grad,
@@ -62,6 +63,7 @@ from .tracker import (
     hook,
     jacobian,
     param,
+    state,
     track,
 )
 from .train import (
@@ -99,9 +101,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     # tracker
-    "Grads", "Params", "Tracked", "TrackedArray", "TrackedReal", "back_", "checkpoint", "data",
-    "forward", "grad", "gradcheck", "gradient", "hessian", "hook", "jacobian", "param", "track",
-    "update_", "numpy", "tracker", "jit",
+    "Grads", "Params", "Tracked", "TrackedArray", "TrackedReal", "back_", "checkpoint",
+    "clear_caches", "data", "forward", "grad", "gradcheck", "gradient", "hessian", "hook",
+    "jacobian", "param", "state", "track", "update_", "numpy", "tracker", "jit",
     # layers
     "Chain", "Composed", "Dense", "activations", "compose", "cpu", "elu", "f32", "f64", "fmap",
     "gelu", "glorot_normal", "glorot_uniform", "gpu", "identity", "leakyrelu", "loadparams_",

@@ -1,11 +1,13 @@
 """``fluxjax.jit``: compile a function written in the imperative Tracker style.
 
-The function may read params, call ``back_``, ``grad``, ``update_``. While it is traced,
-every param it touches is swapped for a JAX tracer (its value and its ``.grad``), so the
-compiled function takes them as inputs and returns their new values, which are written
-back after each call: results equal running the function eagerly. A param the trace
-reads that was not yet an input is never baked in as a constant: the trace is abandoned
-and redone with that param added.
+The function may read and assign params and ``state`` leaves, call ``back_``, ``grad``,
+``update_``, ``gradient`` and ``update_(opt, ps, gs)``. It is traced through the tracker's
+bridge (``tracker.run``): every leaf it touches is an input of the compiled function (its
+value and its ``.grad``) and an output, written back after each successful call, so
+results equal running the function eagerly. A leaf the trace touches that was not yet an
+input is never baked in as a constant: the trace is abandoned (``tracker.Retrace``) and
+redone with that leaf added. Optimiser states are ``state`` leaves too, so they are
+threaded the same way. If anything raises, every leaf is as it was before the call.
 """
 
 from __future__ import annotations
@@ -16,18 +18,9 @@ import numbers
 import jax
 import numpy as np
 
-from .tracker._gradient import swapped
-from .tracker._node import KEEP_GRAPH, WATCH, LeafCell, Tracked, data
+from . import tracker
 
 _DYNAMIC = (jax.Array, np.ndarray, np.generic, numbers.Number)
-
-
-class _Missed(Exception):
-    """Raised inside a trace that read params it was not given."""
-
-    def __init__(self, params):
-        super().__init__(f"{len(params)} params read as constants")
-        self.params = params
 
 
 class CompiledStep:
@@ -36,63 +29,52 @@ class CompiledStep:
     def __init__(self, f, max_retraces=8):
         functools.update_wrapper(self, f)
         self._f = f
-        self._params: list = []  # params found so far, in order of discovery
-        self._compiled: dict = {}  # (static args' ids, params' ids) -> jitted function
+        self._leaves: list = []  # leaves found so far, in order of discovery
+        self._compiled = tracker.Cache(16, "fluxjax.jit traces")  # (statics, #leaves) -> jitted
         self._max = max_retraces
 
     @property
     def params(self):
-        """The params the compiled function reads and writes."""
-        return list(self._params)
+        """The leaves (params and state) the compiled function reads and writes."""
+        return list(self._leaves)
 
-    def _build(self, statics, ps):
-        f = self._f
+    def _build(self, statics, leaves):
+        f, messages = self._f, []
 
         def pure(dyn, values, grads):
-            args = _merge(statics, dyn)
-            WATCH.append({})
-            KEEP_GRAPH.append(True)
-            try:
-                with swapped(ps, values):
-                    for p, g in zip(ps, grads):
-                        p._grad = g
-                    out = f(*args)
-                    new_values = [p._cell.get() for p in ps]
-                    new_grads = [p._grad for p in ps]  # None: zeros, nothing to pass back
-            finally:
-                KEEP_GRAPH.pop()
-                missed = WATCH.pop()
-                for p in ps:
-                    p._grad = None
-            known = {id(p) for p in ps}
-            extra = [(p, c, g) for k, (p, c, g) in missed.items() if k not in known]
-            for p, cell, g in extra:  # undo what the abandoned trace did to them
-                p._cell, p._grad = cell, g
-            if extra:
-                raise _Missed([p for p, _, _ in extra])
-            out = jax.tree_util.tree_map(data, out, is_leaf=lambda x: isinstance(x, Tracked))
-            return out, new_values, new_grads
+            r = tracker.run(f, _merge(statics, dyn), leaves, values, grads, keep_graph=True)
+            if r.touched:
+                raise tracker.Retrace(r.touched)
+            messages[:] = [m for _, m in r.checks]
+            return r.out, r.values, r.grads, [ok for ok, _ in r.checks]
 
-        return jax.jit(pure)
+        return jax.jit(pure), messages
 
     def __call__(self, *args):
         statics = tuple(None if isinstance(a, _DYNAMIC) else a for a in args)
-        dyn = [data(a) if isinstance(a, _DYNAMIC + (Tracked,)) else None for a in args]
+        dyn = [
+            tracker.data(a) if isinstance(a, _DYNAMIC + (tracker.Tracked,)) else None for a in args
+        ]
         for _ in range(self._max):
-            ps = self._params
-            key = (tuple(map(id, (s for s in statics if s is not None))), len(ps))
-            fn = self._compiled.get(key)
-            if fn is None:
-                fn = self._compiled[key] = self._build(statics, list(ps))
+            leaves = self._leaves
+            key = (tuple(map(id, (s for s in statics if s is not None))), len(leaves))
+            built = self._compiled.get(key)
+            if built is None:
+                built = self._compiled[key] = self._build(statics, list(leaves))
+            fn, messages = built
             try:
-                out, values, grads = fn(dyn, [p._cell.get() for p in ps], [p._grad for p in ps])
-            except _Missed as m:
-                self._params = ps + m.params
+                out, values, grads, oks = fn(
+                    dyn, tracker.values_of(leaves), tracker.grads_of(leaves)
+                )
+            except tracker.Retrace as r:
                 self._compiled.pop(key, None)
+                if r.setup is not None:
+                    r.setup()
+                known = {id(p) for p in leaves}
+                self._leaves = leaves + [p for p in r.leaves if id(p) not in known]
                 continue
-            for p, v, g in zip(ps, values, grads):
-                p._cell = LeafCell(v, p, aval=p._cell.aval)
-                p._grad = g
+            tracker.raise_failed(oks, messages)  # before any write: the call changes nothing
+            tracker.assign(leaves, values, grads)
             return out
         raise RuntimeError(
             f"fluxjax.jit: {self._f!r} kept reading new params after {self._max} traces"

@@ -9,7 +9,6 @@ fires for a function re-made at every step and only then.
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,7 @@ import pytest
 
 import fluxjax.numpy as fnp
 from fluxjax import Tracked, back_, data, grad, param, track, update_
-from fluxjax.tracker import _graph
+from fluxjax.tracker import Cache, _graph
 
 
 def uniform(rng, *shape, lo=-1.0, hi=1.0):
@@ -28,9 +27,9 @@ def uniform(rng, *shape, lo=-1.0, hi=1.0):
 @pytest.fixture
 def fresh_cache(monkeypatch):
     """An empty compiled-replay cache and a re-armed recompile warning for this test."""
-    monkeypatch.setattr(_graph, "_SEEN", OrderedDict())
-    monkeypatch.setattr(_graph, "_LOOSE", {})
-    monkeypatch.setattr(_graph, "_warned", False)
+    monkeypatch.setattr(_graph, "_SEEN", Cache(1024, "test replays"))
+    monkeypatch.setattr(_graph, "_LOOSE", Cache(256, "test misses"))
+    monkeypatch.setattr(_graph, "_WARNED", Cache(1, "test warning"))
     return _graph
 
 

@@ -1,33 +1,28 @@
-"""fluxjax.tracker: tracked values and imperative gradients, with JAX doing the calculus."""
+"""fluxjax.tracker: tracked values and imperative gradients, with JAX doing the calculus.
+
+Besides the user's API, a small seam for the compiled paths (``train_``, ``fluxjax.jit``):
+``run`` (the bridge from imperative code over leaves to a pure function of arrays),
+``Retrace``, ``check``/``raise_failed``, ``values_of``/``grads_of``/``assign``/``write_back``,
+and ``Cache``. Nothing outside the tracker touches a leaf's cell or ``_grad``.
+"""
 
 from ._back import back_, update_
-from ._gradient import checkpoint, forward, gradcheck, gradient, hessian, hook, jacobian, swapped
+from ._bridge import Retrace, Run, assign, grads_of, plain, raise_failed, run, values_of, write_back
+from ._cache import Cache, cache_sizes, clear_caches
+from ._derivatives import gradcheck, hessian, jacobian
+from ._gradient import checkpoint, forward, gradient, hook, swapped
+from ._leaves import data, grad, is_tracked, param, state
 from ._lift import track
-from ._node import Tracked, TrackedArray, TrackedReal, data, grad, is_tracked, param
-from ._ops import install as _install_ops
+from ._node import Tracked, TrackedArray, TrackedReal
 from ._params import Grads, Params
-
-_install_ops()
+from ._trace import check
 
 __all__ = [
-    "Grads",
-    "Params",
-    "Tracked",
-    "TrackedArray",
-    "TrackedReal",
-    "back_",
-    "checkpoint",
-    "data",
-    "forward",
-    "grad",
-    "gradcheck",
-    "gradient",
-    "hessian",
-    "hook",
-    "is_tracked",
-    "jacobian",
-    "param",
-    "swapped",
-    "track",
-    "update_",
-]
+    # tracked values and their gradients (the user's API)
+    "Grads", "Params", "Tracked", "TrackedArray", "TrackedReal", "back_", "checkpoint", "data",
+    "forward", "grad", "gradcheck", "gradient", "hessian", "hook", "is_tracked", "jacobian",
+    "param", "state", "swapped", "track", "update_", "clear_caches",
+    # the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md
+    "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
+    "raise_failed", "run", "values_of", "write_back",
+]  # fmt: skip

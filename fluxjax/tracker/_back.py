@@ -7,9 +7,12 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from ._cell import LeafCell, _as_float_array, _numeric
+from ._compat import Tracer
 from ._graph import backward_fn, cached, ext_sig, plan
-from ._lift import value
-from ._node import WATCH, LeafCell, Tracer, Tracked, _as_float_array, watch
+from ._node import Tracked
+from ._spec import value
+from ._trace import TRACE, check, note
 
 
 def back_(y, Δ=None, *, once=True):
@@ -34,8 +37,12 @@ def back_(y, Δ=None, *, once=True):
         )
     if Δ is not None and jnp.shape(Δ) != y.shape:
         raise ValueError(f"Δ has shape {jnp.shape(Δ)}, but the value has shape {y.shape}")
-    if y._cell is not None:  # backpropagating into a param itself
+    if y._cell is not None:  # backpropagating into a leaf itself
         owner = y._cell.owner
+        if not owner.trainable:
+            raise TypeError("back_ of a state leaf: it is not trainable and has no gradient")
+        if TRACE.watches:
+            note(owner)
         owner._grad = owner.grad + (1 if Δ is None else _as_float_array(Δ))
         return None
     nodes, entries, ext = plan(y, full=True)
@@ -47,11 +54,16 @@ def back_(y, Δ=None, *, once=True):
     y_value, cells, grads = _run_backward(entries, ext, Δ)
     if Δ is None and not isinstance(y_value, Tracer) and not math.isfinite(float(y_value)):
         raise FloatingPointError(f"loss is {float(y_value)}: gradients were not accumulated")
-    if y._value is None:
+    if Δ is None and isinstance(y_value, Tracer):  # inside fluxjax.jit: checked after the call
+        check(jnp.isfinite(y_value), "back_: the loss is not finite; nothing was changed")
+    if y._value is None and not isinstance(y_value, Tracer):
         y._value = y_value
     seen = set()
+    watched = TRACE.watches
     for cell, g in zip(cells, grads):
         owner = cell.owner
+        if watched:
+            note(owner)
         owner._grad = g if id(owner) not in seen else owner._grad + g
         seen.add(id(owner))
     if once:
@@ -60,23 +72,37 @@ def back_(y, Δ=None, *, once=True):
     return None
 
 
-def _run_backward(entries, ext, Δ):
-    kinds = tuple(type(x) is LeafCell for x in ext)
-    cells = [x for x in ext if type(x) is LeafCell]
-    if WATCH:
-        for c in cells:
-            watch(c.owner, c.value)
-    consts = [value(x) for x in ext if type(x) is not LeafCell]
+def pure_backward(y, wanted, Δ=None):
+    """``(y's value, [(param, gradient)])`` for the params in ``wanted`` (a dict
+    id -> param) reached from the recorded ``y``: one cached compiled replay, like
+    ``back_``, but no ``.grad`` changes and nothing is freed."""
+    nodes, entries, ext = plan(y, full=True)
+    y_value, cells, grads = _run_backward(entries, ext, Δ, wanted)
+    return y_value, [(c.owner, g) for c, g in zip(cells, grads)]
+
+
+def _run_backward(entries, ext, Δ, wanted=None):
+    kinds, cells, consts = [], [], []
+    for x in ext:  # params' cells are differentiated; state cells and the rest are constants
+        k = type(x) is LeafCell and not x.owner._state
+        if k and wanted is not None:
+            k = id(x.owner) in wanted
+        kinds.append(k)
+        if k:
+            cells.append(x)
+        else:
+            consts.append(value(x))
+    kinds = tuple(kinds)
     owners = set()
     acc = []
-    for c in cells:
+    for c in cells:  # add to the .grad a param holds (once per param), unless pure
         first = id(c.owner) not in owners
         owners.add(id(c.owner))
-        acc.append(first and c.owner._grad is not None)
+        acc.append(first and wanted is None and c.owner._grad is not None)
     acc = tuple(acc)
     olds = [c.owner._grad for c, a in zip(cells, acc) if a]
     seeded = Δ is not None
-    key = ("bwd", tuple(entries), tuple(ext_sig(x) for x in ext), acc, seeded)
+    key = ("bwd", tuple(entries), tuple(ext_sig(x) for x in ext), kinds, acc, seeded)
     dy = jnp.asarray(Δ.data if isinstance(Δ, Tracked) else Δ) if seeded else None
     pend = tuple(_pending_sig(c) for c in cells)
     ins = [(c.pending[0].value, c.pending[1]) if p else c.get() for c, p in zip(cells, pend)]
@@ -84,8 +110,16 @@ def _run_backward(entries, ext, Δ):
     fn = cached(key, lambda: backward_fn(entries, kinds, acc, seeded, pend))
     y, grads, news = fn(ins, consts, olds, dy)
     for c, v in zip((c for c, p in zip(cells, pend) if p), news):
-        c.value, c.pending = v, None
+        if not isinstance(v, Tracer):  # inside a trace the cell keeps its pending form
+            c.value, c.pending = v, None
     return y, cells, grads
+
+
+def _broadcasts(shape, to):
+    try:
+        return np.broadcast_shapes(shape, to) == to
+    except ValueError:
+        return False
 
 
 def _pending_sig(c):
@@ -107,17 +141,18 @@ def update_(x, Δ):
     if not isinstance(x, Tracked) or x._cell is None:
         raise TypeError(f"update_ needs a param (made by param), got {type(x).__name__}")
     step = Δ.data if isinstance(Δ, Tracked) else Δ
-    if isinstance(step, np.ndarray):
-        step = step.copy()  # a NumPy array may change after this call; the param must not
     cell = x._cell
+    if x._state:
+        raise TypeError("update_ needs a param; a state leaf is written with s.data = value")
+    step = _numeric(step, "update_'s Δ")
+    if isinstance(step, np.ndarray | np.generic):
+        step = jnp.asarray(step)
+    if step.shape != cell.aval[0] and not _broadcasts(step.shape, cell.aval[0]):
+        raise ValueError(f"update_ of a param of shape {cell.aval[0]} by Δ of shape {step.shape}")
     if cell.value is None:  # two updates in a row: settle the first, keep chains short
         cell.get()
-    if WATCH:
-        watch(x, cell.value)
-    if not hasattr(step, "shape") or not hasattr(step, "dtype"):
-        step = jnp.asarray(step)
-    if jnp.broadcast_shapes(cell.aval[0], step.shape) != cell.aval[0]:
-        raise ValueError(f"update_ of a param of shape {cell.aval[0]} by Δ of shape {step.shape}")
+    if TRACE.watches:
+        note(x)
     if isinstance(step, Tracer) or isinstance(cell.value, Tracer):
         x._cell = LeafCell((cell.get() + step).astype(cell.aval[1]), x)
     else:  # deferred: the next compiled replay (or the first read) adds it

@@ -7,36 +7,25 @@ JAX tracer compute at once, so the function's tracked operations flow through
 
 from __future__ import annotations
 
-import contextlib
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _trace
+from ._back import pure_backward
+from ._bridge import raise_failed, run, write_back
+from ._cache import Cache
+from ._cell import LeafCell
 from ._lift import track
-from ._node import SWAPS, LeafCell, Tracked
+from ._node import Tracked, apply
 from ._params import Grads, Params
+from ._trace import TRACE, restore, watching
 
 
-@contextlib.contextmanager
 def swapped(ps, values):
-    """Inside the block each param ``ps[i]`` reads ``values[i]``; restored afterwards."""
-    ps = list(ps)
-    saved = [p._cell for p in ps]
-    before = {id(c): SWAPS.get(id(c)) for c in saved}
-    try:
-        for p, old, v in zip(ps, saved, values):
-            p._cell = SWAPS[id(old)] = LeafCell(v, p)
-        yield
-    finally:
-        for p, c in zip(ps, saved):
-            p._cell = c
-        for k, c in before.items():
-            if c is None:
-                SWAPS.pop(k, None)
-            else:
-                SWAPS[k] = c
+    """Inside the block each param ``ps[i]`` reads ``values[i]``; restored afterwards
+    (values and ``.grad``), also on error."""
+    return _trace.swapped(ps, values, lambda v, p, old: LeafCell(v, p))
 
 
 def _scalar(out, what="gradient"):
@@ -71,17 +60,69 @@ def gradient(f, *xs):
     """
     if len(xs) == 1 and isinstance(xs[0], Params):
         ps = list(xs[0])
-
-        def g(vals):
-            with swapped(ps, vals):
-                return _scalar(f())
-
-        return Grads(zip(ps, jax.grad(g)([p.data for p in ps])))
+        recorded = _recorded(f, ps)
+        if recorded is not None:
+            y, seen = recorded
+            try:
+                _scalar(y)
+                return Grads(zip(ps, _by_param(ps, pure_backward(y, _ids(ps))[1])))
+            except BaseException:
+                restore(seen)
+                raise
+        gs = _pure_grad(f, (), ps, [p.data for p in ps], argnums=0)
+        return Grads(zip(ps, gs))
     if not xs:
         raise TypeError("gradient(f, *xs) needs arguments, or a Params for a zero-argument f")
     vals = _inputs(xs)
-    gs = jax.grad(lambda *v: _scalar(f(*v)), argnums=tuple(range(len(vals))))(*vals)
-    return tuple(gs)
+    return tuple(_pure_grad(f, vals, (), (), argnums=tuple(range(1, len(vals) + 1))))
+
+
+def _recorded(f, ps):
+    """``(y, touched)``: ``y = f()`` recorded as a graph of tracked ops, for one cached
+    compiled replay (as ``back_`` does), and the leaves ``f`` touched, to put back if the
+    replay fails. None, with those leaves put back, when ``y`` is not a recorded graph
+    (inside a transformation, or a value that reads no param): then ``jax.grad`` runs ``f``."""
+    if TRACE.swaps or not ps:
+        return None
+    with watching() as seen:
+        try:
+            y = f()
+        except BaseException:
+            restore(seen)
+            raise
+    if isinstance(y, Tracked) and y._cell is None:
+        return y, seen
+    restore(seen)
+    return None
+
+
+def _ids(ps):
+    return {id(p): p for p in ps}
+
+
+def _by_param(ps, pairs):
+    """One gradient per param of ``ps``: a param's cells summed, zeros where unreached."""
+    out = {}
+    for owner, g in pairs:
+        out[id(owner)] = g if id(owner) not in out else out[id(owner)] + g
+    return [out[id(p)] if id(p) in out else jnp.zeros(p.shape, p.dtype) for p in ps]
+
+
+def _pure_grad(f, args, leaves, values, argnums):
+    """``jax.grad`` through the bridge: differentiates w.r.t. ``values`` (argnums 0) or
+    ``args`` (argnums 1..); what ``f`` assigned to leaves is written back after success."""
+    touched, messages = [], []
+
+    def g(vals, *a):
+        r = run(f, a, leaves, vals)
+        touched.append(r.touched)
+        messages[:] = [m for _, m in r.checks]
+        return _scalar(r.out), (r.written, [ok for ok, _ in r.checks])
+
+    gs, (written, oks) = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
+    raise_failed(oks, messages)
+    write_back(touched[-1], written)
+    return gs
 
 
 def forward(f, *xs):
@@ -93,74 +134,51 @@ def forward(f, *xs):
     """
     if len(xs) == 1 and isinstance(xs[0], Params):
         ps = list(xs[0])
-
-        def g(vals):
-            with swapped(ps, vals):
-                return _plain(f())
-
-        y, pull = jax.vjp(g, [p.data for p in ps])
+        recorded = _recorded(f, ps)
+        if recorded is not None:
+            y = recorded[0]
+            return y.data, lambda Δ: Grads(zip(ps, _pullback(y, ps, Δ)))
+        y, pull = _pure_vjp(f, (), ps, [p.data for p in ps])
         return y, lambda Δ: Grads(zip(ps, pull(jnp.asarray(Δ, y.dtype))[0]))
-    vals = _inputs(xs)
-    y, pull = jax.vjp(lambda *v: _plain(f(*v)), *vals)
-    return y, lambda Δ: tuple(pull(jnp.asarray(Δ, y.dtype)))
+    y, pull = _pure_vjp(f, _inputs(xs), (), ())
+    return y, lambda Δ: tuple(pull(jnp.asarray(Δ, y.dtype))[1:])
 
 
-def jacobian(f, x):
-    """jacobian(f, x) -> ``J[i, j] = ∂f(x)[i] / ∂x[j]``.
-
-    >>> jacobian(lambda x: x ** 2, jnp.array([1.0, 2.0]))
-    Array([[2., 0.],
-           [0., 4.]], dtype=float32)
-    """
-    return jax.jacrev(lambda v: _plain(f(v)))(_plain(x))
+def _pullback(y, ps, Δ):
+    Δ = jnp.broadcast_to(jnp.asarray(Δ, y.dtype), y.shape)
+    return _by_param(ps, pure_backward(y, _ids(ps), Δ)[1])
 
 
-def hessian(f, x):
-    """hessian(f, x) -> the matrix of second derivatives of a scalar ``f``.
+def _pure_vjp(f, args, leaves, values):
+    """``jax.vjp`` through the bridge; assigned leaves are written back when it returns."""
+    touched, messages = [], []
 
-    >>> hessian(lambda x: (x ** 3).sum(), jnp.array([1.0, 2.0]))
-    Array([[ 6.,  0.],
-           [ 0., 12.]], dtype=float32)
-    """
-    return jax.hessian(lambda v: _scalar(f(v), "hessian"))(_plain(x))
+    def g(vals, *a):
+        r = run(f, a, leaves, vals)
+        touched.append(r.touched)
+        messages[:] = [m for _, m in r.checks]
+        return _plain(r.out), (r.written, [ok for ok, _ in r.checks])
 
-
-def gradcheck(f, *xs, eps=1e-3, rtol=1e-2, atol=1e-3):
-    """gradcheck(f, *xs) -> True when ``gradient`` agrees with central finite differences.
-
-    >>> gradcheck(lambda x: (x ** 3).sum(), jnp.array([0.5, -1.0]))
-    True
-    """
-    vals = [np.asarray(_plain(x), np.float64) for x in xs]
-    exact = [
-        np.asarray(g, np.float64) for g in gradient(f, *[jnp.asarray(v, jnp.float32) for v in vals])
-    ]
-
-    def at(i, v):
-        args = [jnp.asarray(a, jnp.float32) for a in vals[:i] + [v] + vals[i + 1 :]]
-        return float(_plain(f(*args)))
-
-    for i, v in enumerate(vals):
-        approx = np.zeros_like(v)
-        for j in np.ndindex(v.shape):
-            step = eps * max(1.0, abs(v[j]))
-            up, down = v.copy(), v.copy()
-            up[j] += step
-            down[j] -= step
-            approx[j] = (at(i, up) - at(i, down)) / (2 * step)
-        if not np.allclose(exact[i], approx, rtol=rtol, atol=atol):
-            return False
-    return True
+    y, pull, (written, oks) = jax.vjp(g, list(values), *args, has_aux=True)
+    raise_failed(oks, messages)
+    write_back(touched[-1], written)
+    return y, pull
 
 
-@functools.lru_cache(maxsize=256)
+_HOOKS = Cache(256, "hook functions")
+
+
 def _hook_op(f):
-    @jax.custom_vjp
-    def hooked(x):
-        return x
+    hooked = _HOOKS.get(f)
+    if hooked is None:
 
-    hooked.defvjp(lambda x: (x, None), lambda _, g: (f(g),))
-    hooked.__name__ = f"hook({getattr(f, '__name__', 'f')})"
+        @jax.custom_vjp
+        def hooked(x):
+            return x
+
+        hooked.defvjp(lambda x: (x, None), lambda _, g: (f(g),))
+        hooked.__name__ = f"hook({getattr(f, '__name__', 'f')})"
+        _HOOKS[f] = hooked
     return hooked
 
 
@@ -176,15 +194,11 @@ def hook(f, x):
     return track(_hook_op(f))(x)
 
 
-@functools.lru_cache(maxsize=256)
-def _remat(f):
-    return jax.checkpoint(f)
-
-
 def checkpoint(f, *xs):
     """checkpoint(f, *xs) -> ``f(*xs)``, recomputed during the backward pass instead of stored.
 
-    ``f`` must take every tracked value it uses as an argument.
+    Gradients reach every param ``f`` reads: its tracked arguments, and the params it
+    reads by itself (a closure, a model's fields: ``checkpoint(model, x)``).
 
     >>> import jax.numpy as jnp
     >>> from fluxjax import param, back_, grad
@@ -193,4 +207,11 @@ def checkpoint(f, *xs):
     >>> bool(jnp.isclose(grad(x), jnp.cos(2.0)))
     True
     """
-    return track(_remat(f))(*xs)
+    y = apply(f, xs, {}, remat=True)
+    if isinstance(y, Tracked) and y._in is not None and not _reaches_a_leaf(y):
+        return y.data  # nothing tracked went in: a plain value, as f itself gives
+    return y
+
+
+def _reaches_a_leaf(y):
+    return any(isinstance(x, (LeafCell, Tracked)) for x in y._in)

@@ -13,19 +13,19 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections import OrderedDict
 
 import jax
 import jax.numpy as jnp
 
-from . import _node
-from ._lift import call, sig, value
-from ._node import LeafCell, Tracked
+from ._cache import Cache
+from ._cell import LeafCell, Value
+from ._compat import Tracer
+from ._spec import call, sig, value
+from ._trace import TRACE
 
-MAX_CACHED = 1024
-_SEEN: OrderedDict = OrderedDict()  # key -> compiled fn, or None when seen once
-_LOOSE: dict = {}  # structure ignoring function identity -> (misses, last key)
-_warned = False
+_SEEN = Cache(1024, "compiled replays")  # key -> compiled fn, or None when seen once
+_LOOSE = Cache(256, "replay misses")  # structure ignoring function identity -> (misses, key)
+_WARNED = Cache(1, "recompile warning given")
 
 
 def plan(root, full):
@@ -47,7 +47,7 @@ def plan(root, full):
             continue
         waiting = False
         for a in n._in:
-            if isinstance(a, Tracked) and id(a) not in index and (full or a._value is None):
+            if isinstance(a, Value) and id(a) not in index and (full or a._value is None):
                 stack.append(a)
                 waiting = True
         if waiting:
@@ -79,19 +79,22 @@ def replay(entries, ext_values):
 
 def ext_sig(x):
     s = sig(x)
-    return ("cell",) + s if type(x) is LeafCell else s
+    if type(x) is LeafCell:
+        return (("state",) if x.owner._state else ("cell",)) + s
+    return s
 
 
 def live_value(x):
     """``x``'s value, with params read as swapped now (a value recorded before a swap is
     recomputed from the swapped params, so gradients reach them through it)."""
     if type(x) is LeafCell:
-        return _node.SWAPS.get(id(x), x).get()
-    if not isinstance(x, Tracked):
+        return TRACE.swaps.get(id(x), x).get()
+    if not isinstance(x, Value):
         return x
-    if _node.SWAPS:
+    swaps = TRACE.swaps
+    if swaps:
         nodes, entries, ext = plan(x, full=True)
-        if any(type(e) is LeafCell and id(e) in _node.SWAPS for e in ext):
+        if any(type(e) is LeafCell and id(e) in swaps for e in ext):
             return replay(entries, [live_value(e) for e in ext])[-1]
     return value(x)
 
@@ -100,15 +103,12 @@ def cached(key, build):
     """The compiled function for ``key``: ``build()`` uncompiled the first time, jitted after."""
     fn = _SEEN.get(key, False)
     if fn:
-        _SEEN.move_to_end(key)
         return fn
     if fn is None:  # second sight: compile
         fn = _SEEN[key] = jax.jit(build())
         return fn
     _note_miss(key)
     _SEEN[key] = None
-    if len(_SEEN) > MAX_CACHED:
-        _SEEN.popitem(last=False)
     return build()
 
 
@@ -120,12 +120,11 @@ def _fn_name(fn):
 
 def _note_miss(key):
     """Warn once when the same structure keeps missing: a new function or constant each time."""
-    global _warned
     mode, entries = key[0], key[1]
     loose = (mode, tuple(_fn_name(op[0]) for op, _ in entries), key[2:])
     misses, last = _LOOSE.get(loose, (0, None))
     _LOOSE[loose] = (misses + 1, key)
-    if misses + 1 < 3 or _warned or last is None:
+    if misses + 1 < 3 or _WARNED.get("once") or last is None:
         return
     for (op_a, _), (op_b, _) in zip(last[1], entries):
         if op_a == op_b:
@@ -142,7 +141,7 @@ def _note_miss(key):
             )
         else:  # other static arguments (indices, axes, shapes) differ for good reasons
             return
-        _warned = True
+        _WARNED["once"] = True
         warnings.warn(
             f"fluxjax recompiled the same graph {misses + 1} times because {what}.",
             stacklevel=_user_level(),
@@ -175,11 +174,13 @@ def evaluate(root):
     nodes, entries, ext = plan(root, full=False)
     values = [value(x) for x in ext]
     if len(nodes) == 1:
-        root._value = call(root._op, [values[-1 - r] for r in entries[0][1]])
-        return
-    key = ("fwd", tuple(entries), tuple(ext_sig(x) for x in ext))
-    fn = cached(key, lambda: lambda vals: replay(entries, vals)[-1])
-    root._value = fn(values)
+        v = call(root._op, [values[-1 - r] for r in entries[0][1]])
+    else:
+        key = ("fwd", tuple(entries), tuple(ext_sig(x) for x in ext))
+        v = cached(key, lambda: lambda vals: replay(entries, vals)[-1])(values)
+    if not isinstance(v, Tracer):  # read inside a trace: the tracer must not outlive it
+        root._value = v
+    return v
 
 
 def backward_fn(entries, kinds, acc, seeded, pend=()):

@@ -1,12 +1,17 @@
-"""Tracked values: the nodes of the recorded graph.
+"""Tracked values and how an operation on them is recorded.
 
-A param (``param(x)``) is a *leaf*: it owns a ``LeafCell`` holding its current value.
-Every operation on tracked values makes an *op node* that records the JAX function it
-called and its inputs (other op nodes, leaf cells, plain arrays). Values are computed
-lazily, on first read, by one compiled replay of the graph (see ``_graph.py``).
+``Tracked`` adds the operators to ``Value`` (``_cell.py``): every operator and array
+method records one op node through ``apply``, which holds the JAX function, a hashable
+spec of its static arguments, and its inputs (other nodes, leaf cells, plain arrays).
+Recording costs a few microseconds: the output's shape and dtype come from
+``jax.eval_shape``, cached per op and input signature, so a shape error is raised at the
+line that caused it, while the value is computed later by one compiled replay of the
+graph (``_graph.py``), on first read or in ``back_``.
 
-``update_`` gives a param a fresh cell, so nodes recorded earlier still see the value
-the param had when they were made: reading them later shows what they were.
+When an input is a JAX tracer (inside ``gradient``, ``train_``, ``jax.jit``...), or
+while leaves are swapped for tracers, the op runs at once. Its result is then a plain
+JAX value, as any JAX code would give, except inside ``fluxjax.jit``, where it stays
+tracked so that ``back_`` can run in the compiled step.
 """
 
 from __future__ import annotations
@@ -15,95 +20,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-Tracer = jax.core.Tracer
-
-_WRONG_API = (
-    "a fluxjax tracked value: plain jax.numpy cannot see the tracking. Call the same "
-    "function from fluxjax.numpy to keep it, or pass data(x) to drop it on purpose"
+from . import _ops
+from ._cell import _WRONG_API, LeafCell, Value, _coerce
+from ._compat import Tracer, reject_in_plain_jax
+from ._graph import evaluate, live_value
+from ._spec import (
+    _MULTI,
+    _NOKW,
+    _NONFLOAT,
+    _SINGLE,
+    _SLOT,
+    _closure_key,
+    _flat_spec,
+    _spec,
+    call,
+    out_aval,
+    value,
+    with_reads,
 )
+from ._trace import TRACE, note
+
+_NO: dict = {}  # no keyword arguments (never written)
 
 
-class _TrackedMeta(type):
-    """Makes JAX's own "cannot interpret argument" errors name fluxjax.numpy."""
-
-    def __repr__(cls):
-        return f"<class 'fluxjax.{cls.__name__}'> (tracked: use fluxjax.numpy, not jax.numpy)"
+def _op(f):
+    return lambda self, *args, **kwargs: apply(f, (self, *args), kwargs)
 
 
-SWAPS: dict = {}
-"""While params are swapped for tracers: id(the cell a param had) -> the cell it reads now."""
+class Tracked(Value):
+    """A value that records how it was made: ``TrackedArray`` or ``TrackedReal``."""
 
-KEEP_GRAPH: list = []
-"""Non-empty while ``fluxjax.jit`` traces: ops on tracers still record a graph for ``back_``."""
-
-WATCH: list = []
-"""While ``fluxjax.jit`` traces: a dict of every param read as a constant, with its state
-(cell, grad) before the trace touched it, so an abandoned trace can put it back."""
-
-
-def watch(owner, value):
-    if WATCH and not isinstance(value, Tracer):
-        WATCH[-1].setdefault(id(owner), (owner, owner._cell, owner._grad))
-
-
-class LeafCell:
-    """The value a param holds between two updates, and the param that owns it.
-
-    ``update_`` makes a *pending* cell (``value is None``, ``pending = (cell, Δ)``): the
-    addition runs inside the next compiled replay that needs it, or on first read.
-    """
-
-    __slots__ = ("value", "owner", "aval", "pending")
-
-    def __init__(self, value, owner, pending=None, aval=None):
-        self.value = value
-        self.owner = owner
-        self.pending = pending
-        self.aval = (value.shape, value.dtype, False) if aval is None else aval
-
-    def get(self):
-        """The concrete value, computing a pending update now."""
-        v = self.value
-        if WATCH:
-            watch(self.owner, v)
-        if v is None:
-            old, step = self.pending
-            v = self.value = (old.get() + step).astype(self.aval[1])
-            self.pending = None
-        return v
-
-
-class Tracked(metaclass=_TrackedMeta):
-    """Base of ``TrackedArray`` and ``TrackedReal``: a value that records how it was made."""
-
-    __slots__ = ("_op", "_in", "_value", "_aval", "_cell", "_grad", "_done", "__weakref__")
-    __array_ufunc__ = None  # NumPy defers to our reflected operators
-    __hash__ = object.__hash__  # identity: Params and Grads key on it
-
-    # -- construction ---------------------------------------------------------------
-    @classmethod
-    def _leaf(cls, value):
-        t = object.__new__(cls)
-        t._op = t._in = t._grad = None
-        t._value = None
-        t._done = False
-        t._cell = LeafCell(value, t)
-        t._aval = t._cell.aval
-        return t
-
-    @classmethod
-    def _node(cls, op, inputs, aval, value=None):
-        t = object.__new__(cls)
-        t._op, t._in, t._aval, t._value = op, inputs, aval, value
-        t._cell = t._grad = None
-        t._done = False
-        return t
-
-    # -- reading --------------------------------------------------------------------
-    @property
-    def is_leaf(self) -> bool:
-        """True for a param made by ``param``; False for the result of an operation."""
-        return self._cell is not None
+    __slots__ = ()
 
     @property
     def data(self):
@@ -112,76 +59,126 @@ class Tracked(metaclass=_TrackedMeta):
         if cell is not None:
             return cell.get()
         if self._value is None:
-            from ._graph import evaluate
-
-            evaluate(self)
+            return evaluate(self)
         return self._value
 
     @data.setter
     def data(self, value):
-        if self._cell is None:
-            raise AttributeError("only a param's data can be set; this is an operation's result")
         cell = self._cell
-        like = cell.value if cell.value is not None else cell.get()
-        self._cell = LeafCell(_as_float_array(value, like=like), self, aval=cell.aval)
+        if cell is None:
+            raise AttributeError("only a leaf's data can be set; this is an operation's result")
+        new = _coerce(value, cell.aval, "the new data")
+        if TRACE.watches:
+            note(self)
+        elif isinstance(new, Tracer) and not TRACE.swaps:
+            raise RuntimeError(
+                "a JAX tracer was assigned to a leaf outside fluxjax's own transformations "
+                "(inside jax.jit/jax.grad?): the leaf would keep it after the trace. Use "
+                "fluxjax.jit, gradient or train_, which thread leaves through the trace"
+            )
+        self._cell = LeafCell(new, self, aval=cell.aval)
 
-    @property
-    def grad(self):
-        """The gradient accumulated by ``back_`` (zeros until then)."""
-        g = self._grad
-        if WATCH and self._cell is not None:
-            watch(self, self._cell.value)
-        return _zeros(self._aval) if g is None else g
+    # -- operators: each records one op (comparisons give plain boolean arrays) -------
+    def __add__(self, other):
+        return apply(jnp.add, (self, other), _NO)
 
-    @grad.setter
-    def grad(self, value):
-        self._grad = None if value is None else jnp.asarray(value, self._aval[1])
+    def __radd__(self, other):
+        return apply(jnp.add, (other, self), _NO)
 
-    shape = property(lambda self: self._aval[0], doc="The shape, known without computing.")
-    dtype = property(lambda self: self._aval[1], doc="The dtype, known without computing.")
-    ndim = property(lambda self: len(self._aval[0]))
-    size = property(lambda self: int(np.prod(self._aval[0], dtype=np.int64)))
+    def __sub__(self, other):
+        return apply(jnp.subtract, (self, other), _NO)
 
-    def __len__(self):
-        if not self._aval[0]:
-            raise TypeError("len() of a 0-d tracked value")
-        return self._aval[0][0]
+    def __rsub__(self, other):
+        return apply(jnp.subtract, (other, self), _NO)
 
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+    def __mul__(self, other):
+        return apply(jnp.multiply, (self, other), _NO)
 
-    def __array__(self, dtype=None, copy=None):
-        return np.asarray(self.data, dtype=dtype)
+    def __rmul__(self, other):
+        return apply(jnp.multiply, (other, self), _NO)
 
-    def __float__(self):
-        return float(self.data)
+    def __truediv__(self, other):
+        return apply(jnp.true_divide, (self, other), _NO)
 
-    def __int__(self):
-        return int(self.data)
+    def __rtruediv__(self, other):
+        return apply(jnp.true_divide, (other, self), _NO)
 
-    def __bool__(self):
-        return bool(self.data)
+    def __floordiv__(self, other):
+        return apply(jnp.floor_divide, (self, other), _NO)
 
-    def item(self):
-        return self.data.item()
+    def __rfloordiv__(self, other):
+        return apply(jnp.floor_divide, (other, self), _NO)
 
-    def tolist(self):
-        return np.asarray(self.data).tolist()
+    def __mod__(self, other):
+        return apply(jnp.mod, (self, other), _NO)
 
-    def __format__(self, spec):
-        return format(np.asarray(self.data)[()] if self.ndim == 0 else np.asarray(self.data), spec)
+    def __rmod__(self, other):
+        return apply(jnp.mod, (other, self), _NO)
 
-    def __repr__(self):
-        if not self.shape:
-            return f"{np.asarray(self.data)[()]!s} (tracked)"
-        dims = "×".join(str(d) for d in self.shape)
-        body = np.array2string(np.asarray(self.data), separator=" ", precision=6)
-        return f"Tracked {dims} {self.dtype}:\n{body}"
+    def __pow__(self, other):
+        return apply(jnp.power, (self, other), _NO)
 
-    __str__ = __repr__
+    def __rpow__(self, other):
+        return apply(jnp.power, (other, self), _NO)
 
-    def _repr_html_(self):
-        return "<pre>" + repr(self).replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
+    def __matmul__(self, other):
+        return apply(jnp.matmul, (self, other), _NO)
+
+    def __rmatmul__(self, other):
+        return apply(jnp.matmul, (other, self), _NO)
+
+    def __neg__(self):
+        return apply(jnp.negative, (self,), _NO)
+
+    def __pos__(self):
+        return apply(jnp.positive, (self,), _NO)
+
+    def __abs__(self):
+        return apply(jnp.abs, (self,), _NO)
+
+    def __lt__(self, other):
+        return jnp.less(self.data, other.data if isinstance(other, Value) else other)
+
+    def __le__(self, other):
+        return jnp.less_equal(self.data, other.data if isinstance(other, Value) else other)
+
+    def __gt__(self, other):
+        return jnp.greater(self.data, other.data if isinstance(other, Value) else other)
+
+    def __ge__(self, other):
+        return jnp.greater_equal(self.data, other.data if isinstance(other, Value) else other)
+
+    def __eq__(self, other):
+        return jnp.equal(self.data, other.data if isinstance(other, Value) else other)
+
+    def __ne__(self, other):
+        return jnp.not_equal(self.data, other.data if isinstance(other, Value) else other)
+
+    __hash__ = Value.__hash__  # defining __eq__ would otherwise remove it
+
+    # -- array methods ------------------------------------------------------------------
+    sum, mean, max, min, prod = map(_op, (jnp.sum, jnp.mean, jnp.max, jnp.min, jnp.prod))
+    std, var, cumsum = map(_op, (jnp.std, jnp.var, jnp.cumsum))
+    argmax, argmin, squeeze, ravel = map(_op, (jnp.argmax, jnp.argmin, jnp.squeeze, jnp.ravel))
+    clip, dot, conj, round = map(_op, (jnp.clip, jnp.dot, jnp.conj, jnp.round))
+    exp, log, sqrt = map(_op, (jnp.exp, jnp.log, jnp.sqrt))
+
+    def __getitem__(self, index):
+        return apply(_ops.getitem, (self, _ops.static_masks(index)), _NO)
+
+    def astype(self, dtype):
+        return apply(_ops.astype, (self, dtype), _NO)
+
+    def reshape(self, *shape):
+        return apply(_ops.reshape, (self, _ops.shape_arg(shape)), _NO)
+
+    def flatten(self):
+        return apply(_ops.reshape, (self, (-1,)), _NO)
+
+    def transpose(self, *axes):
+        return apply(jnp.transpose, (self, _ops.shape_arg(axes)), _NO)
+
+    T = property(lambda self: self.transpose())
 
 
 class TrackedArray(Tracked):
@@ -200,98 +197,69 @@ def tracked_type(shape):
     return TrackedReal if shape == () else TrackedArray
 
 
-_ZEROS: dict = {}
+def apply(fn, args, kwargs, remat=False):
+    """Record ``fn(*args, **kwargs)`` as a node; returns tracked output(s).
 
-
-def _zeros(aval):
-    key = (aval[0], aval[1])
-    z = _ZEROS.get(key)
-    if z is None:
-        z = _ZEROS[key] = jnp.zeros(aval[0], aval[1])
-    return z
-
-
-def _as_float_array(x, like=None):
-    if isinstance(x, Tracked):
-        x = x.data
-    if (
-        like is None
-        and isinstance(x, jax.Array)
-        and not isinstance(x, Tracer)
-        and jnp.issubdtype(x.dtype, jnp.inexact)
-        and not x.weak_type
-    ):
-        return x  # already a definite float array: nothing to convert
-    if like is not None and isinstance(x, jax.Array) and x.dtype == like.dtype:
-        if x.shape != like.shape:
-            raise ValueError(f"new value has shape {x.shape}, the param has shape {like.shape}")
-        return x  # already right: no conversion (this runs on every write-back)
-    if isinstance(x, Tracer):
-        return x if like is None else x.astype(like.dtype)
-    a = jnp.asarray(x)
-    if a.weak_type:  # from a Python number: give the param a definite dtype
-        a = jnp.asarray(x, a.dtype if jnp.issubdtype(a.dtype, jnp.inexact) else float)
-    if like is not None:
-        if a.shape != like.shape:
-            raise ValueError(f"new value has shape {a.shape}, the param has shape {like.shape}")
-        return a.astype(like.dtype)
-    if not jnp.issubdtype(a.dtype, jnp.inexact):
-        a = a.astype(jnp.result_type(float))
-    return a
-
-
-def param(x) -> Tracked:
-    """param(x) -> a trainable leaf: ``TrackedReal`` for a number, ``TrackedArray`` otherwise.
-
-    Integers become floats; the gradient starts at zeros.
-
-    >>> W = param([[1, 2], [3, 4]])
-    >>> W.shape, W.dtype
-    ((2, 2), dtype('float32'))
-    >>> param(2)
-    2.0 (tracked)
+    ``remat=True`` runs ``fn`` under ``jax.checkpoint`` (recomputed in the backward pass).
     """
-    value = _as_float_array(x)
-    return tracked_type(value.shape)._leaf(value)
+    dyn: list = []
+    op = (fn, (_flat_spec(args, dyn), _spec(kwargs, dyn) if kwargs else _NOKW))
+    cells = getattr(fn, "__closure__", None)
+    if cells:
+        op = op + (_closure_key(cells),)
+    aval, kind, reads = out_aval(op, dyn)
+    if TRACE.swaps or _any_tracer(dyn):
+        if remat:  # a fresh wrapper: JAX caches a checkpoint's trace, closed-over values too
+            op = (jax.checkpoint(fn),) + op[1:]
+        return _eager(op, tuple(dyn), aval, kind)
+    if reads or remat:
+        op, dyn = with_reads(op, dyn, reads, remat)
+    if kind == _SINGLE:
+        return (TrackedReal if aval[0] == () else TrackedArray)._node(op, tuple(dyn), aval)
+    if kind == _MULTI:
+        return _multi(op, tuple(dyn), aval, None)
+    return call(op, [value(x) for x in dyn])
 
 
-def data(x):
-    """data(x) -> the plain JAX value of a tracked ``x``; ``x`` itself otherwise.
-
-    >>> data(param(3.0)) + 1
-    Array(4., dtype=float32)
-    """
-    return x.data if isinstance(x, Tracked) else x
-
-
-def grad(x):
-    """grad(x) -> the gradient ``back_`` accumulated in ``x``; ``None`` if ``x`` is untracked.
-
-    >>> from fluxjax import back_
-    >>> W = param(2.0)
-    >>> back_(W * 3)
-    >>> grad(W)
-    Array(3., dtype=float32)
-    """
-    return x.grad if isinstance(x, Tracked) else None
+def _any_tracer(dyn):
+    for x in dyn:
+        v = x.value if type(x) is LeafCell else x._value if isinstance(x, Tracked) else x
+        if isinstance(v, Tracer):
+            return True
+    return False
 
 
-def is_tracked(x) -> bool:
-    return isinstance(x, Tracked)
+def _eager(op, dyn, aval, kind):
+    out = call(op, [live_value(x) for x in dyn])
+    if not TRACE.keep_graph or kind == _NONFLOAT:  # plain JAX, unless fluxjax.jit needs a graph
+        return out
+    if kind == _MULTI:
+        return _multi(op, dyn, aval, out)
+    return (TrackedReal if aval[0] == () else TrackedArray)._node(op, dyn, aval, out)
 
 
-def _register_with_jax():
-    """Plain JAX functions given a tracked value raise a TypeError naming fluxjax.numpy."""
-    try:
-        from jax._src import core as _core
-
-        def reject(x):
-            raise TypeError(f"{type(x).__name__} is {_WRONG_API}")
-
-        for cls in (TrackedArray, TrackedReal):
-            _core.pytype_aval_mappings[cls] = reject
-    except Exception:  # pragma: no cover - newer JAX: the metaclass repr still names us
-        pass
+def _leaf(tree, i):
+    return jax.tree_util.tree_leaves(tree)[i]
 
 
-_register_with_jax()
+def _multi(op, dyn, aval, computed):
+    """An op with several outputs: one hidden node, one projection node per output."""
+    treedef, leaves = aval
+    whole = Tracked._node(op, dyn, aval, computed)
+    values = None if computed is None else jax.tree_util.tree_leaves(computed)
+    outs = []
+    for i, a in enumerate(leaves):
+        if not np.issubdtype(a[1], np.inexact):
+            outs.append(_leaf(whole.data, i) if values is None else values[i])
+            continue
+        proj = (_leaf, ((tuple, (_SLOT, (int, i))), _NOKW))
+        v = None if values is None else values[i]
+        outs.append((TrackedReal if a[0] == () else TrackedArray)._node(proj, (whole,), a, v))
+    return jax.tree_util.tree_unflatten(treedef, outs)
+
+
+def _reject(x):
+    raise TypeError(f"{type(x).__name__} is {_WRONG_API}")
+
+
+reject_in_plain_jax((TrackedArray, TrackedReal), _reject)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._node import Tracked
+from ._cell import Value as Tracked
 
 
 class Params:
@@ -27,6 +27,11 @@ class Params:
     def add(self, x):
         if not isinstance(x, Tracked) or not x.is_leaf:
             raise TypeError(f"Params holds params made by param(...), got {type(x).__name__}")
+        if not x.trainable:
+            raise TypeError(
+                "Params holds trainable params made by param(...); this is a state(...) leaf, "
+                "which is not trained (the code that uses it assigns it)"
+            )
         self._items.setdefault(id(x), x)
         return self
 

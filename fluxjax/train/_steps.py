@@ -1,14 +1,22 @@
-"""The two ways ``train_`` runs a step: compiled (``Compiled``) and eager (``Eager``).
+"""The compiled way ``train_`` runs a step (``Compiled``); the eager one is in ``_eager.py``.
 
-``Compiled`` turns the imperative loss into a pure function once: inside
-``tracker.swapped(ps, tracers)`` every param reads a tracer, so ``loss(*item)`` traces to
-plain JAX, differentiated with ``jax.value_and_grad`` and stepped with ``opt.tx`` in one
-``jax.jit`` call with donated buffers. Params and optimiser state stay as flat arrays
-between steps and are written back (``p.data = ...``) only when asked (``sync``).
-``scan`` runs many steps of a ``DataLoader`` epoch in one call with ``jax.lax.scan``.
+``Compiled`` turns the imperative loss into a pure function through the tracker's bridge
+(``tracker.run``): every param in ``ps`` reads a tracer and is differentiated with
+``jax.value_and_grad``; every other leaf the loss touches (``state`` leaves such as
+running statistics and PRNG keys, params outside ``ps``) is an *extra* input, found by
+retracing (``tracker.Retrace``), whose assigned value is an output. The optimiser step
+runs with ``opt.tx`` in the same ``jax.jit`` call, with donated buffers. Params, extras
+and optimiser state stay as flat arrays between steps and are written back only when
+asked (``sync``). ``scan`` runs many steps of a ``DataLoader`` epoch in one call with
+``jax.lax.scan``.
+
+A step whose loss, gradient or updated params are not finite changes nothing, and every
+later step of that call is skipped: ``status`` (``[good steps, why, guard]``) says which step
+failed and why (a gradient is judged by the updated params it gives), and ``train_``
+raises ``FloatingPointError`` naming it.
 """
 
-from collections import OrderedDict
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -17,88 +25,136 @@ import optax
 from jax import lax
 
 from fluxjax import tracker
-from fluxjax.tracker._node import WATCH
+from fluxjax.tracker import Cache
 
 from ._optimisers import as_transformation
-from ._update import _step, get_state, put_state
+from ._update import get_state, put_state, settings
+
+FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
 
 
 def _call(loss, item):
     return loss(*item) if isinstance(item, tuple) else loss(item)
 
 
-def _pure_step(loss, plist, tx, outside):
-    """``(arrays, opt_state, bad, batch) -> (arrays, opt_state, bad, loss)``, pure.
+def _finite(tree):
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
-    ``bad`` records a non-finite loss; from that step on the arrays are left as they were,
-    so they keep the values of the last finite step.
-    Params the loss reads that are not in ``plist`` are added to the set ``outside``
-    (their values are constants of this compiled step).
+
+def _pure_step(loss, plist, extras, tx):
+    """``(arrays, extras, opt_state, status, batch) -> (same..., loss)``, pure.
+
+    ``status`` is ``[good steps, why the first bad one failed, check the params]``.
     """
+    n = len(plist)
 
-    def value(arrays, batch):
-        WATCH.append({})
-        try:
-            with tracker.swapped(plist, arrays):
-                l = tracker.data(_call(loss, batch))
-        finally:
-            outside.update(WATCH.pop())
-        if jnp.ndim(l) != 0:
-            raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(l)}")
-        return l
+    def value(arrays, extra_values, batch):
+        r = tracker.run(_call, (loss, batch), plist + extras, list(arrays) + list(extra_values))
+        if r.touched:
+            raise tracker.Retrace(r.touched)
+        if any(new is not old for new, old in zip(r.values[:n], arrays)):
+            raise ValueError(
+                "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
+                "train_ compiles the loss as a pure function, so that change would be lost. "
+                "Do it in a callback (cb=...) or pass jit=False"
+            )
+        if jnp.ndim(r.out) != 0:
+            raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(r.out)}")
+        return r.out, r.values[n:]
 
-    def step(arrays, state, bad, batch):
-        l, g = jax.value_and_grad(value)(arrays, batch)
+    def step(arrays, extra_values, state, status, batch):
+        (l, new_extras), g = jax.value_and_grad(value, has_aux=True)(arrays, extra_values, batch)
         updates, new_state = tx.update(g, state, arrays)
         new_arrays = optax.apply_updates(arrays, updates)
-        bad = bad | ~jnp.isfinite(l)
-        # Only the params are held at their last finite values: selecting the optimiser
-        # state too would keep two copies alive and stop XLA updating it in place (2x the
-        # step time at small sizes). A state that saw a bad step is dropped in ``finish``.
+        # status[2]: the params were finite when the call began (else only the loss is
+        # checked); the steps keep them finite from then on, so the old ones need no check
+        why = jnp.where(
+            ~jnp.isfinite(l),
+            BAD_LOSS,
+            jnp.where((status[2] == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
+        )
+        bad = (status[1] != FINE) | (why != FINE)
+        # Only params and extras are held at their last finite values: selecting the
+        # optimiser state too would keep two copies alive and stop XLA updating it in
+        # place (2x the step time at small sizes). A state that saw a bad step is dropped
+        # in ``finish``.
         kept = [jnp.where(bad, old, new) for new, old in zip(new_arrays, arrays)]
-        return kept, new_state, bad, l
+        kept_extras = [jnp.where(bad, old, new) for new, old in zip(new_extras, extra_values)]
+        status = jnp.stack(
+            [
+                status[0] + (~bad).astype(jnp.int32),
+                jnp.where(status[1] != FINE, status[1], why),
+                status[2],
+            ]
+        )
+        return kept, kept_extras, new_state, status, l
 
     return step
 
 
+_all_finite = jax.jit(_finite)
+
 _copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
 """Fresh device copies of a pytree of arrays in one call (the carry gets donated)."""
 
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 16
+_CACHE = Cache(8, "train_ steps")
+_SEEN_LOOSE = Cache(64, "train_ recompile warnings")
+_WARNED = Cache(1, "train_ recompile warning given")
+
+
+def _loose_key(loss, plist, opt):
+    """What stays equal when a loop makes a new but identical loss or optimiser each call."""
+    code = getattr(loss, "__code__", None)
+    return (code if code is not None else type(loss), tuple(map(id, plist)), type(opt))
+
+
+def _warn_recompile(loss, plist, opt):
+    loose = _loose_key(loss, plist, opt)
+    if _SEEN_LOOSE.get(loose) is not None and not _WARNED.get("once"):
+        _WARNED["once"] = True
+        warnings.warn(
+            "train_ compiles its step again because the loss function or the optimiser "
+            "is a new object each call (a lambda or ADAM() written inside the loop?). "
+            "Create them once, before the loop, to reuse the compiled step (and to keep "
+            "the optimiser's state).",
+            stacklevel=4,
+        )
+    _SEEN_LOOSE[loose] = True
+
+
+class _Entry:
+    """The compiled step of one (loss, params, optimiser), with the extras it found."""
+
+    def __init__(self, loss, plist, opt):
+        self.refs = (loss, list(plist), opt)
+        self.extras: list = []
+        self.tensors = Cache(2, "train_ data on device")
+        self.build()
+
+    def build(self):
+        loss, plist, opt = self.refs
+        self.pure = _pure_step(loss, plist, self.extras, as_transformation(opt))
+        self.step = jax.jit(self.pure, donate_argnums=(0, 1, 2, 3))
+        self.scans: dict = {}
+
+    def matches(self, loss, plist, opt):
+        same_opt = self.refs[2] is opt or settings(opt) == settings(self.refs[2]) is not None
+        return (
+            self.refs[0] is loss
+            and same_opt
+            and len(self.refs[1]) == len(plist)
+            and all(a is b for a, b in zip(self.refs[1], plist))
+        )
 
 
 def _compiled_for(loss, plist, opt):
-    """The compiled step (and scans) of ``loss`` over ``plist`` with ``opt``, made once.
-
-    Reused by later ``train_`` calls with the same loss, params and optimiser, unless
-    its trace read params outside ``plist``: their values are constants of the compiled
-    step, so a later call (after they changed) must trace again.
-    """
-    key = (id(loss), tuple(map(id, plist)), id(opt))
+    """The compiled step (and scans) of ``loss`` over ``plist`` with ``opt``, made once."""
+    key = (id(loss), tuple(map(id, plist)), settings(opt) or id(opt))
     entry = _CACHE.get(key)
-    if (
-        entry is not None
-        and entry["refs"][0] is loss
-        and entry["refs"][2] is opt
-        and all(a is b for a, b in zip(entry["refs"][1], plist))
-    ):
-        if not entry["outside"]:
-            _CACHE.move_to_end(key)
-            return entry
-    outside: dict = {}
-    pure = _pure_step(loss, plist, as_transformation(opt), outside)
-    entry = {
-        "refs": (loss, list(plist), opt),
-        "pure": pure,
-        "step": jax.jit(pure, donate_argnums=(0, 1, 2)),
-        "scans": {},
-        "tensors": {},
-        "outside": outside,
-    }
-    _CACHE[key] = entry
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    if entry is not None and entry.matches(loss, plist, opt):
+        return entry
+    _warn_recompile(loss, plist, opt)
+    entry = _CACHE[key] = _Entry(loss, plist, opt)
     return entry
 
 
@@ -107,34 +163,59 @@ class Compiled:
 
     def __init__(self, loss, plist, opt):
         self.plist, self.opt = plist, opt
-        entry = _compiled_for(loss, plist, opt)
-        self.pure, self.step_fn, self.scans = entry["pure"], entry["step"], entry["scans"]
-        self.tensors = entry["tensors"]  # device copies of DataLoaders' data, kept across calls
+        self.entry = _compiled_for(loss, plist, opt)
         self.resume()
         self.state = _copies(get_state(opt, plist, self.arrays))
-        self.bad = jnp.zeros((), bool)
+        self.status = jnp.asarray([0, FINE, int(_all_finite(self.arrays))], jnp.int32)
 
     def resume(self):
-        """Carry on from the params' current values (copies: the carry gets donated)."""
-        self.arrays = _copies([p.data for p in self.plist])
+        """Carry on from the leaves' current values (copies: the carry gets donated)."""
+        self.arrays = _copies(tracker.values_of(self.plist))
+        self.extras = _copies(tracker.values_of(self.entry.extras))
+
+    def _carry(self):
+        return (self.arrays, self.extras, self.state, self.status)
+
+    def _retrace(self, r):
+        """The trace touched leaves outside the carry: add them as extras, compile again."""
+        known = {id(p) for p in self.plist + self.entry.extras}
+        new = [p for p in r.leaves if id(p) not in known]
+        if not new:
+            raise RuntimeError("train_: the loss keeps touching leaves it cannot thread") from r
+        self.entry.extras.extend(new)
+        self.entry.build()
+        self.extras = list(self.extras) + _copies(tracker.values_of(new))
 
     def sync(self):
-        """Write the carried values into the params (skipped if a call was cut short)."""
-        if not any(a.is_deleted() for a in self.arrays):
-            for p, a in zip(self.plist, self.arrays, strict=True):
-                p.data = a
+        """Write the carried values into the leaves (skipped if a call was cut short)."""
+        if not any(a.is_deleted() for a in jax.tree.leaves((self.arrays, self.extras))):
+            tracker.assign(self.plist, self.arrays)
+            tracker.assign(self.entry.extras, self.extras)
 
     def finish(self):
-        """Write back the params; keep the optimiser state unless a step went non-finite
+        """Write back the leaves; keep the optimiser state unless a step went non-finite
         (then the state from the start of this ``train_`` call stays)."""
         self.sync()
-        if any(a.is_deleted() for a in jax.tree.leaves(self.state)) or bool(self.bad):
+        if any(a.is_deleted() for a in jax.tree.leaves(self.state)) or self.failure():
             return
         put_state(self.opt, self.plist, self.state)
 
+    def failure(self):
+        """``(step, why)`` of the first non-finite step of this call, or None."""
+        if self.status.is_deleted():
+            return None
+        good, why, _ = (int(v) for v in np.asarray(self.status))
+        return None if why == FINE else (good, why)
+
     def step(self, item):
-        self.arrays, self.state, self.bad, l = self.step_fn(self.arrays, self.state, self.bad, item)
-        return l
+        while True:
+            try:
+                *carry, l = self.entry.step(*self._carry(), item)
+            except tracker.Retrace as r:
+                self._retrace(r)
+                continue
+            self.arrays, self.extras, self.state, self.status = carry
+            return l
 
     def scan(self, loader, order, start, n):
         """Steps ``start .. start + n`` of an epoch of ``loader`` in one compiled call.
@@ -144,80 +225,40 @@ class Compiled:
         """
         seq = not loader.shuffle
         key = (n, loader.batchsize, loader.single, seq)
-        if key not in self.scans:
-            self.scans[key] = jax.jit(self._scan_fn(*key), donate_argnums=(0, 1, 2))
-        held = self.tensors.get(id(loader))
+        held = self.entry.tensors.get(id(loader))
         if held is None or held[0] is not loader:
             b, full = loader.batchsize, loader.nobs // loader.batchsize
             tensors = tuple(jnp.asarray(t) for t in loader.tensors)
             batched = tuple(t[: full * b].reshape(full, b, *t.shape[1:]) for t in tensors)
-            held = self.tensors[id(loader)] = (loader, tensors, batched)
+            held = self.entry.tensors[id(loader)] = (loader, tensors, batched)
         data = held[2] if seq else held[1]
-        self.arrays, self.state, self.bad, ls = self.scans[key](
-            self.arrays, self.state, self.bad, data, order, jnp.int32(start)
-        )
-        return ls
-
-    def _scan_fn(self, n, b, single, seq):
-        pure = self.pure
-
-        def run(arrays, state, bad, tensors, order, start):
-            def body(carry, k_or_batch):
-                if seq:
-                    parts = k_or_batch
-                else:
-                    ids = lax.dynamic_slice_in_dim(order, (start + k_or_batch) * b, b)
-                    parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
-                *carry, l = pure(*carry, parts[0] if single else parts)
-                return tuple(carry), l
-
-            xs = tuple(lax.dynamic_slice_in_dim(t, start, n) for t in tensors) if seq else None
-            steps = xs if seq else jnp.arange(n)
-            (arrays, state, bad), ls = lax.scan(body, (arrays, state, bad), steps)
-            return arrays, state, bad, ls
-
-        return run
-
-
-class Eager:
-    """Flux's own loop: ``l = loss(*item)`` on the params' concrete values (so the loss
-    may print, call ``float``, branch on values), ``back_(l)`` from zeroed gradients, then
-    the optimiser step of ``update_``."""
-
-    def __init__(self, loss, plist, opt):
-        self.loss, self.plist, self.opt = loss, plist, opt
-        self.nsteps = 0
-
-    def step(self, item):
-        for p in self.plist:
-            p.grad = None  # reads as zeros
-        l = _call(self.loss, item)
-        if np.shape(l) != ():
-            raise ValueError(f"the loss must return a scalar, got shape {np.shape(l)}")
-        if isinstance(l, tracker.Tracked):
+        while True:
+            scans = self.entry.scans
+            if key not in scans:
+                scans[key] = jax.jit(_scan_fn(self.entry.pure, *key), donate_argnums=(0, 1, 2, 3))
             try:
-                tracker.back_(l)
-            except FloatingPointError:
-                raise nonfinite_error(float(l.data), self.nsteps) from None
-        value = np.asarray(tracker.data(l))
-        if not np.isfinite(value):
-            raise nonfinite_error(float(value), self.nsteps)
-        _step(self.opt, self.plist, [p.grad for p in self.plist])
-        self.nsteps += 1
-        return value
-
-    def resume(self):
-        pass
-
-    def sync(self):
-        pass
-
-    def finish(self):
-        pass
+                *carry, ls = scans[key](*self._carry(), data, order, jnp.int32(start))
+            except tracker.Retrace as r:
+                self._retrace(r)
+                continue
+            self.arrays, self.extras, self.state, self.status = carry
+            return ls
 
 
-def nonfinite_error(value, i):
-    return FloatingPointError(
-        f"loss is {value} at step {i} (0-based); training stopped and the params keep "
-        f"the values from before that step"
-    )
+def _scan_fn(pure, n, b, single, seq):
+    def run(arrays, extras, state, status, tensors, order, start):
+        def body(carry, k_or_batch):
+            if seq:
+                parts = k_or_batch
+            else:
+                ids = lax.dynamic_slice_in_dim(order, (start + k_or_batch) * b, b)
+                parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
+            *carry, l = pure(*carry, parts[0] if single else parts)
+            return tuple(carry), l
+
+        xs = tuple(lax.dynamic_slice_in_dim(t, start, n) for t in tensors) if seq else None
+        steps = xs if seq else jnp.arange(n)
+        carry, ls = lax.scan(body, (arrays, extras, state, status), steps)
+        return (*carry, ls)
+
+    return run

@@ -23,7 +23,8 @@ from fluxjax import tracker
 
 from ._callbacks import StopTraining, throttle
 from ._data import DataLoader
-from ._steps import Compiled, Eager, nonfinite_error
+from ._eager import Eager, nonfinite_error, nonfinite_gradient_error
+from ._steps import Compiled
 
 __all__ = ["train_"]
 
@@ -115,7 +116,13 @@ class _Loop:
     def check(self, *, wait):
         """Raise for the first non-finite loss among those computed (or all, if ``wait``)."""
         if wait:
+            failed = self.runner.failure()
             host = self.host()
+            if failed is not None:
+                bad = np.flatnonzero(~np.isfinite(host[: failed[0] + 1]))
+                if bad.size:
+                    raise nonfinite_error(float(host[bad[0]]), int(bad[0]))
+                raise nonfinite_gradient_error(failed[0])
             bad = np.flatnonzero(~np.isfinite(host))
             if bad.size:
                 raise nonfinite_error(float(host[bad[0]]), int(bad[0]))
@@ -208,6 +215,11 @@ def train_(loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True):
     ((100,), True)
     """
     plist = _param_list(ps)
+    if not plist:
+        raise ValueError(
+            "train_ got no params to train: pass params(model) or the model itself, "
+            "with at least one param(...) in it"
+        )
     callbacks = _callback_list(cb)
     if epochs > 1 and iter(data) is data:
         raise ValueError(

@@ -1,13 +1,18 @@
 """``update_``: one optimiser step on tracked params, with optax state kept per param set.
 
 The optax state of ``opt`` lives in a small book on the optimiser object (for a raw optax
-transformation, in a module-level book keyed by its identity, which keeps it alive). The
-key is the tuple of the params' identities, so ``update_(opt, W, ΔW)`` keeps one state for
-``W`` and ``update_(opt, ps, gs)`` one joint state for the whole ``ps``, shared with
+transformation, in a bounded module-level book keyed by its identity). The key is the
+tuple of the params' identities, so ``update_(opt, W, ΔW)`` keeps one state for ``W`` and
+``update_(opt, ps, gs)`` one joint state for the whole ``ps``, shared with
 ``train_(..., ps, ..., opt)``: calling ``train_`` again with the same ``opt`` and ``ps``
 continues where it stopped. Entries are dropped when a param dies (weak references).
+
+Each array of a stored state is a ``tracker.state`` leaf, so the bridge threads optimiser
+states through every compiled path like any other state: ``update_(opt, ps, gs)`` works
+inside ``fluxjax.jit``, and a failed trace or step leaves the state as it was.
 """
 
+import functools
 import weakref
 
 import jax
@@ -15,37 +20,88 @@ import jax.numpy as jnp
 import optax
 
 from fluxjax import tracker
+from fluxjax.tracker import Cache
 
 from ._optimisers import FluxOptimiser, as_transformation
 
 __all__ = ["update_"]
 
 
+def settings(opt):
+    """A hashable key equal for fluxjax optimisers of the same kind and settings (so they
+    share compiled steps), or None for anything else (keyed by identity instead)."""
+    if not isinstance(opt, FluxOptimiser) or set(vars(opt)) - _KNOWN_FIELDS:
+        return None  # not ours, or it keeps settings outside _hyper (Optimiser(...))
+    parts = tuple(_setting(v) for v in vars(opt).get("_hyper", {}).values())
+    return None if _NOT_PLAIN in parts else (type(opt), parts)
+
+
+_NOT_PLAIN = object()
+_KNOWN_FIELDS = {"piece", "tx", "_hyper", "_book"}
+
+
+def _setting(v):
+    """``v`` as part of a settings key: numbers, strings, tuples of them, optimisers."""
+    if type(v) in (int, float, bool, str):
+        return (type(v), v)
+    if isinstance(v, FluxOptimiser):
+        return settings(v) or _NOT_PLAIN
+    if type(v) in (tuple, list):
+        parts = tuple(_setting(e) for e in v)
+        return _NOT_PLAIN if _NOT_PLAIN in parts else parts
+    return _NOT_PLAIN
+
+
+_APPLIES = Cache(32, "optimiser steps of update_")
+
+
 class _Book:
-    """Per-optimiser storage: optax states by param-identity key, and the compiled step."""
+    """Per-optimiser storage: optax states by param-identity key, and the compiled step
+    (shared by optimisers with the same settings)."""
 
-    def __init__(self, tx):
+    def __init__(self, opt, tx):
         self.tx = tx
-        self.states = {}
-        self.apply = jax.jit(self._apply)
+        self.states = {}  # key -> _Stored
+        key = settings(opt)
+        self.apply = _APPLIES.get(key) if key is not None else None
+        if self.apply is None:
+            self.apply = jax.jit(functools.partial(_apply, tx))
+            if key is not None:
+                _APPLIES[key] = self.apply
 
-    def _apply(self, grads, state, arrays):
-        updates, state = self.tx.update(grads, state, arrays)
-        return optax.apply_updates(arrays, updates), state
+
+def _apply(tx, grads, state, arrays):
+    updates, state = tx.update(grads, state, arrays)
+    new = optax.apply_updates(arrays, updates)
+    fine = [jnp.all(jnp.isfinite(n)) | ~jnp.all(jnp.isfinite(a)) for n, a in zip(new, arrays)]
+    return new, state, jnp.all(jnp.array(fine))
 
 
-_raw_books = {}  # id(tx) -> _Book, for raw optax transformations
+class _Stored:
+    """One optax state: weak references to its params, its arrays as ``state`` leaves."""
+
+    __slots__ = ("refs", "leaves", "treedef")
+
+    def __init__(self, refs, state):
+        arrays, self.treedef = jax.tree.flatten(state)
+        self.refs, self.leaves = refs, [tracker.state(a) for a in arrays]
+
+    def value(self):
+        return jax.tree.unflatten(self.treedef, [s.data for s in self.leaves])
+
+
+_raw_books = Cache(64, "optimiser books of raw optax transformations")
 
 
 def _book(opt) -> _Book:
     if isinstance(opt, FluxOptimiser):
         if "_book" not in vars(opt):
-            opt._book = _Book(opt.tx)
+            opt._book = _Book(opt, opt.tx)
         return opt._book
     tx = as_transformation(opt)
     book = _raw_books.get(id(tx))
     if book is None or book.tx is not tx:
-        book = _raw_books[id(tx)] = _Book(tx)
+        book = _raw_books[id(tx)] = _Book(opt, tx)
     return book
 
 
@@ -56,25 +112,41 @@ def _ref(p, callback):
         return lambda: p
 
 
+def _stored(book, plist):
+    entry = book.states.get(tuple(map(id, plist)))
+    if entry is not None and all(r() is p for r, p in zip(entry.refs, plist, strict=True)):
+        return entry
+    return None
+
+
 def get_state(opt, plist, arrays):
     """The optax state of ``opt`` for the params ``plist`` (fresh from ``tx.init`` if new)."""
     book = _book(opt)
-    entry = book.states.get(tuple(map(id, plist)))
-    if entry is not None and all(r() is p for r, p in zip(entry[0], plist, strict=True)):
-        return entry[1]
-    return book.tx.init(arrays)
+    entry = _stored(book, plist)
+    if entry is not None:
+        return entry.value()
+    state = book.tx.init(arrays)
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(state)):
+        # inside a trace (fluxjax.jit): create the state outside it, then trace again
+        raise tracker.Retrace(setup=lambda: put_state(opt, plist, _init(book, plist)))
+    return state
+
+
+def _init(book, plist):
+    return book.tx.init(tracker.values_of(plist))
 
 
 def put_state(opt, plist, state):
     """Remember ``state`` as ``opt``'s state for ``plist``."""
     states = _book(opt).states
-    key = tuple(map(id, plist))
-    entry = states.get(key)
-    if entry is not None and all(r() is p for r, p in zip(entry[0], plist, strict=True)):
-        entry[1] = state
+    entry = _stored(_book(opt), plist)
+    if entry is not None:
+        for s, a in zip(entry.leaves, jax.tree.leaves(state), strict=True):
+            s.data = a
         return
+    key = tuple(map(id, plist))
     refs = [_ref(p, lambda _, key=key: states.pop(key, None)) for p in plist]
-    states[key] = [refs, state]
+    states[key] = _Stored(refs, state)
 
 
 def _grad_of(gs, p, i):
@@ -85,7 +157,12 @@ def _grad_of(gs, p, i):
 def _step(opt, plist, grads):
     arrays = [p.data for p in plist]
     state = get_state(opt, plist, arrays)
-    new, state = _book(opt).apply(grads, state, arrays)
+    new, state, fine = _book(opt).apply(grads, state, arrays)
+    tracker.check(
+        fine,
+        "update_: the gradient or the updated params are not finite; the params and the "
+        "optimiser state were left unchanged",
+    )
     put_state(opt, plist, state)
     for p, a in zip(plist, new, strict=True):
         p.data = a

@@ -1,0 +1,220 @@
+"""Recording an op: its arguments' spec, its output's shape, the leaves it reads itself.
+
+Arguments are split into *dynamic* inputs (tracked values and arrays, fed to the graph)
+and a hashable *spec* of everything else (numbers, strings, axes, slices), which is part
+of the op's identity. ``call`` runs a recorded op on plain values, as the replay does.
+``out_aval`` works out the output's shape and dtype once per op and input signature
+(``jax.eval_shape``) and notes the leaves the function reads by itself (a closure, a
+model's fields): ``with_reads`` makes those inputs of the op, so gradients reach them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from ._cache import Cache
+from ._cell import LeafCell, Value
+from ._trace import restore, swapped, watching
+
+_SLOT = object()  # marks where a dynamic input goes back into the arguments
+
+
+def _spec(x, dyn):
+    if isinstance(x, Value):
+        dyn.append(x._cell if x._cell is not None else x)
+        return _SLOT
+    if isinstance(x, jax.Array):
+        dyn.append(x)
+        return _SLOT
+    if isinstance(x, np.ndarray):
+        dyn.append(x.copy())  # NumPy arrays are mutable: keep the value it has now
+        return _SLOT
+    if isinstance(x, np.generic):
+        if isinstance(x, (np.integer, np.bool_)):  # axes, sizes, slice bounds: static
+            return (int if isinstance(x, np.integer) else bool, x.item())
+        dyn.append(x)
+        return _SLOT
+    t = type(x)
+    if t is int or t is bool:
+        return (t, x)
+    if t is float:  # hex tells 0.0 from -0.0 and makes NaN equal to itself
+        return (float, x.hex())
+    if t is tuple or t is list:
+        return (t, tuple([_spec(e, dyn) for e in x]))
+    if t is slice:
+        return (slice, _spec(x.start, dyn), _spec(x.stop, dyn), _spec(x.step, dyn))
+    if t is dict:
+        return (dict, tuple((k, _spec(v, dyn)) for k, v in x.items()))
+    if t is complex:
+        return (complex, repr(x))
+    return x
+
+
+def _fill(spec, it):
+    if spec is _SLOT:
+        return next(it)
+    if type(spec) is tuple and spec:
+        t = spec[0]
+        if t is tuple or t is list:
+            return t(_fill(s, it) for s in spec[1])
+        if t is int or t is bool:
+            return spec[1]
+        if t is float:
+            return float.fromhex(spec[1])
+        if t is slice:
+            return slice(_fill(spec[1], it), _fill(spec[2], it), _fill(spec[3], it))
+        if t is dict:
+            return {k: _fill(v, it) for k, v in spec[1]}
+        if t is complex:
+            return complex(spec[1])
+    return spec
+
+
+def call(op, values):
+    """Run a recorded op ``(fn, spec[, closure])`` on plain values, as the replay does."""
+    fn, (aspec, kspec) = op[0], op[1]
+    it = iter(values)
+    out = fn(*_fill(aspec, it), **_fill(kspec, it))
+    if any(isinstance(o, Value) for o in jax.tree_util.tree_leaves(out)):
+        name = getattr(fn, "__name__", repr(fn))
+        raise TypeError(
+            f"{name} returned a tracked value while being replayed: it uses a param it was "
+            "not given as an argument (a closure?). Pass every tracked value it needs as an "
+            "argument, so gradients reach it and its value is never baked in."
+        )
+    return out
+
+
+def sig(x):
+    """``(shape, dtype, weak_type)`` of a graph input."""
+    if type(x) is LeafCell:
+        return x.aval
+    if isinstance(x, Value):
+        return x._aval
+    weak = getattr(x, "weak_type", None)
+    if weak is None:
+        weak = getattr(getattr(x, "aval", None), "weak_type", False)
+    return (x.shape, x.dtype, weak)
+
+
+def value(x):
+    """The plain value of a graph input: a leaf cell's, a node's (computed if lazy), an array."""
+    if type(x) is LeafCell:
+        return x.get()
+    if isinstance(x, Value):
+        return x._value if x._value is not None else x.data
+    return x
+
+
+_NOKW = (dict, ())
+
+
+def _flat_spec(args, dyn):
+    out = []
+    for a in args:
+        if isinstance(a, Value):
+            dyn.append(a._cell if a._cell is not None else a)
+            out.append(_SLOT)
+        elif isinstance(a, jax.Array):
+            dyn.append(a)
+            out.append(_SLOT)
+        else:
+            out.append(_spec(a, dyn))
+    return (tuple, tuple(out))
+
+
+def _closure_key(cells):
+    """The numbers, strings, arrays and leaves a function reads from its closure, as of now.
+
+    Part of the op's identity, so a compiled replay never reuses a value that changed.
+    (Globals are read when the graph is compiled, as with ``jax.jit``.)
+    """
+    out = []
+    for c in cells:
+        try:
+            v = c.cell_contents
+        except ValueError:  # an unbound cell
+            continue
+        if isinstance(v, (jax.Array, np.ndarray, Value)):
+            out.append(("array", id(v)))
+        elif v is None or type(v) in (int, float, bool, complex, str):
+            out.append(_spec(v, None))
+    return tuple(out)
+
+
+_SINGLE, _NONFLOAT, _MULTI = 0, 1, 2  # an op's output: one float array, non-float, several
+_AVALS = Cache(1024, "op output shapes")
+_READERS = Cache(256, "functions that read leaves themselves")
+
+
+def _aval_of(s):
+    return (s.shape, s.dtype, s.weak_type)
+
+
+class OutAval(NamedTuple):
+    """An op's output: ``aval`` (``(shape, dtype, weak_type)``, or ``(treedef, avals)`` for
+    several outputs), its ``kind``, and the leaves (``reads``) the function reads by itself,
+    from its closure or an object's fields, rather than from its arguments."""
+
+    aval: tuple
+    kind: int
+    reads: tuple
+
+
+def out_aval(op, dyn) -> OutAval:
+    """The output of ``op`` on inputs like ``dyn``, from ``jax.eval_shape``, cached."""
+    key = (op, tuple([sig(x) for x in dyn]))
+    try:
+        entry = _AVALS.get(key)
+    except TypeError as e:
+        raise TypeError(f"unhashable static argument to {op[0]!r}: {e}") from None
+    if entry is not None:
+        return entry
+    shapes = [jax.ShapeDtypeStruct(s[0], s[1], weak_type=s[2]) for s in key[1]]
+    with watching() as seen:
+        try:
+            out = jax.eval_shape(lambda *v: call(op, v), *shapes)
+        finally:  # working out a shape never changes a leaf
+            restore(seen)
+    reads = tuple(b.leaf for b in seen.values())
+    if isinstance(out, jax.ShapeDtypeStruct):
+        aval = _aval_of(out)
+        kind = _SINGLE if np.issubdtype(out.dtype, np.inexact) else _NONFLOAT
+    else:
+        leaves, treedef = jax.tree_util.tree_flatten(out)
+        aval, kind = (treedef, tuple(_aval_of(s) for s in leaves)), _MULTI
+    _AVALS[key] = entry = OutAval(aval, kind, reads)
+    return entry
+
+
+def _reader(fn, leaves, remat):
+    """``fn`` with the leaves it reads by itself as leading arguments: ``reader(*values,
+    *args)`` runs ``fn(*args)`` with ``leaves[i]`` reading ``values[i]`` (under
+    ``jax.checkpoint`` if ``remat``). One object per (fn, leaves), so recorded graphs keep
+    their cache key."""
+    key = (fn, tuple(map(id, leaves)), remat)
+    hit = _READERS.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], leaves)):
+        return hit[1]
+    k = len(leaves)
+
+    def reader(*args, **kwargs):
+        with swapped(leaves, args[:k], lambda v, p, old: LeafCell(v, p)):
+            return fn(*args[k:], **kwargs)
+
+    reader.__name__ = getattr(fn, "__name__", "reader")
+    if remat:
+        reader = jax.checkpoint(reader)
+    _READERS[key] = (leaves, reader)
+    return reader
+
+
+def with_reads(op, dyn, reads, remat):
+    """``op`` rewritten to take the leaves its function reads as inputs of the graph."""
+    (_, items), kspec = op[1]
+    reader = _reader(op[0], reads, remat)
+    new = (reader, ((tuple, (_SLOT,) * len(reads) + items), kspec)) + op[2:]
+    return new, [p._cell for p in reads] + dyn

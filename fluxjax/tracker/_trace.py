@@ -1,0 +1,129 @@
+"""The trace state: what the tracker must know about the code running *now*, per thread.
+
+Three facts change how a tracked value behaves, and each holds only inside a ``with``
+block of the thread that opened it:
+
+- ``swapped(leaves, values)``: each leaf reads ``values[i]`` (usually a JAX tracer)
+  instead of its own value; ops then run at once rather than being recorded lazily.
+- ``watching()``: every leaf read or written while its value is concrete (not one of the
+  swapped ones) is noted with its state from before (its cell and ``.grad``), so a trace
+  learns what it read as a constant and anything it touched can be put back.
+- ``keeping_graph()``: ops on tracers still record a graph, so ``back_`` works inside a
+  compiled step (``fluxjax.jit``).
+- ``checking()``: ``check(ok, message)`` calls with a traced ``ok`` are collected, so the
+  compiled step can return them and raise after the call (eagerly, ``check`` raises).
+
+Nothing here is shared between threads: two threads tracing at once never see each
+other's swaps or watches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import NamedTuple
+
+import jax
+
+
+class Before(NamedTuple):
+    """A leaf as it was before a watched block first touched it."""
+
+    leaf: object
+    cell: object
+    grad: object
+
+
+class TraceState(threading.local):
+    """Per-thread: ``swaps`` (old cell id -> the cell read now), ``watches`` (a stack of
+    dicts id(leaf) -> Before), ``keep_graph`` (depth of ``keeping_graph`` blocks),
+    ``checks`` (a stack of lists of ``(ok, message)``)."""
+
+    def __init__(self):
+        self.swaps: dict = {}
+        self.watches: list = []
+        self.keep_graph = 0
+        self.checks: list = []
+
+
+TRACE = TraceState()
+
+
+def note(leaf):
+    """Tell every open ``watching()`` block of this thread that ``leaf`` is touched now."""
+    for seen in TRACE.watches:
+        if id(leaf) not in seen:
+            seen[id(leaf)] = Before(leaf, leaf._cell, leaf._grad)
+
+
+@contextlib.contextmanager
+def watching():
+    """Yield a dict ``id(leaf) -> Before`` of the leaves touched inside the block."""
+    seen: dict = {}
+    TRACE.watches.append(seen)
+    try:
+        yield seen
+    finally:
+        watches = TRACE.watches
+        del watches[next(i for i in range(len(watches) - 1, -1, -1) if watches[i] is seen)]
+
+
+def restore(seen, skip=()):
+    """Put every leaf in ``seen`` (from ``watching()``) back as it was, except ``skip`` ids."""
+    for k, b in seen.items():
+        if k not in skip:
+            b.leaf._cell, b.leaf._grad = b.cell, b.grad
+
+
+def check(ok, message, error=FloatingPointError):
+    """Raise ``error(message)`` unless ``ok``; a traced ``ok`` goes to the open
+    ``checking()`` block (the compiled step raises after its call), if there is one."""
+    if not isinstance(ok, jax.core.Tracer):
+        if not bool(ok):
+            raise error(message)
+    elif TRACE.checks:
+        TRACE.checks[-1].append((ok, message))
+
+
+@contextlib.contextmanager
+def checking():
+    """Yield the list of ``(traced ok, message)`` that ``check`` collects in the block."""
+    found: list = []
+    TRACE.checks.append(found)
+    try:
+        yield found
+    finally:
+        TRACE.checks.pop()
+
+
+@contextlib.contextmanager
+def keeping_graph():
+    """Inside the block, ops on tracers record a graph (for ``back_`` in a compiled step)."""
+    TRACE.keep_graph += 1
+    try:
+        yield
+    finally:
+        TRACE.keep_graph -= 1
+
+
+@contextlib.contextmanager
+def swapped(leaves, values, make_cell):
+    """Inside the block each ``leaves[i]`` reads ``values[i]`` (through ``make_cell``);
+    every leaf's cell and ``.grad`` are restored afterwards, also on error."""
+    leaves = list(leaves)
+    saved = [p._cell for p in leaves]
+    grads = [p._grad for p in leaves]
+    swaps = TRACE.swaps
+    before = {id(c): swaps.get(id(c)) for c in saved}
+    try:
+        for p, old, v in zip(leaves, saved, values, strict=True):
+            p._cell = swaps[id(old)] = make_cell(v, p, old)
+        yield
+    finally:
+        for p, c, g in zip(leaves, saved, grads):
+            p._cell, p._grad = c, g
+        for k, c in before.items():
+            if c is None:
+                swaps.pop(k, None)
+            else:
+                swaps[k] = c
