@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from ._cell import _as_float_array, _numeric
+from ._compat import Tracer
 from ._node import Tracked, tracked_type
 
 
@@ -40,7 +42,9 @@ def state(x) -> Tracked:
     if isinstance(x, Tracked):
         x = x.data
     value = _numeric(x, "a state's value")
-    value = jnp.asarray(value, jnp.asarray(value).dtype)  # a definite dtype, never weak
+    concrete = isinstance(value, jax.Array) and not isinstance(value, Tracer)
+    if not (concrete and not value.weak_type):  # a definite concrete array is kept as it is
+        value = jnp.asarray(value, jnp.asarray(value).dtype)  # a definite dtype, never weak
     return tracked_type(value.shape)._leaf(value, state=True)
 
 

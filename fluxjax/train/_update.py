@@ -53,6 +53,7 @@ def _setting(v):
 
 
 _APPLIES = Cache(32, "optimiser steps of update_")
+_INITS = Cache(32, "optimiser state initialisers")
 
 
 class _Book:
@@ -63,11 +64,18 @@ class _Book:
         self.tx = tx
         self.states = {}  # key -> _Stored
         key = settings(opt)
-        self.apply = _APPLIES.get(key) if key is not None else None
-        if self.apply is None:
-            self.apply = jax.jit(functools.partial(_apply, tx))
-            if key is not None:
-                _APPLIES[key] = self.apply
+        self.apply = _shared(_APPLIES, key, lambda: jax.jit(functools.partial(_apply, tx)))
+        self.init = _shared(_INITS, key, lambda: jax.jit(tx.init))  # one call, not one per array
+
+
+def _shared(cache, key, make):
+    """``make()``, shared through ``cache`` by optimisers with equal settings (``key``)."""
+    fn = cache.get(key) if key is not None else None
+    if fn is None:
+        fn = make()
+        if key is not None:
+            cache[key] = fn
+    return fn
 
 
 def _apply(tx, grads, state, arrays):
@@ -125,7 +133,7 @@ def get_state(opt, plist, arrays):
     entry = _stored(book, plist)
     if entry is not None:
         return entry.value()
-    state = book.tx.init(arrays)
+    state = book.init(arrays)
     if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(state)):
         # inside a trace (fluxjax.jit): create the state outside it, then trace again
         raise tracker.Retrace(setup=lambda: put_state(opt, plist, _init(book, plist)))
@@ -133,7 +141,7 @@ def get_state(opt, plist, arrays):
 
 
 def _init(book, plist):
-    return book.tx.init(tracker.values_of(plist))
+    return book.init(tracker.values_of(plist))
 
 
 def put_state(opt, plist, state):
