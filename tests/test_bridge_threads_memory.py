@@ -114,9 +114,34 @@ def test_train_with_a_new_loss_each_call_warns_once():
     fj.tracker.clear_caches()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for _ in range(3):
-            fj.train_(lambda: fj.mse(m(X), Y), m, [()], fj.Descent(0.1))
+        for k in range(3):
+            scale = float(k + 1)  # one closure cell whose value changes: a different loss
+            # (the lambda reads the loop variable on purpose: its step must not be reused)
+            l0 = float(fj.mse(m(X), Y))
+            ls = fj.train_(lambda: scale * fj.mse(m(X), Y), m, [()], fj.Descent(0.1))  # noqa: B023
+            np.testing.assert_allclose(float(ls[0]), scale * l0, rtol=1e-5)
     assert sum("compiles its step again" in str(w.message) for w in caught) == 1
+
+
+def test_a_new_lambda_with_the_same_code_and_closure_reuses_the_step():
+    """Flux's habit: train_(() -> loss(x, y), ...) written inside the loop."""
+    m, twin = model(0), model(0)
+    fj.tracker.clear_caches()
+    traces = []
+
+    def loss(mm):
+        traces.append(1)  # runs only while JAX traces the step
+        return fj.mse(mm(X), Y)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            fj.train_(lambda: loss(m), m, [()] * 2, fj.Descent(0.1))
+    assert len(traces) == 1 and not caught
+    fj.train_(lambda: loss(twin), twin, [()] * 6, fj.Descent(0.1))  # a new closure: traced
+    assert len(traces) == 2
+    for p, q in zip(fj.params(m), fj.params(twin)):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-5, atol=1e-6)
 
 
 def test_optimisers_with_equal_settings_share_one_compiled_step():

@@ -16,6 +16,8 @@ failed and why (a gradient is judged by the updated params it gives), and ``trai
 raises ``FloatingPointError`` naming it.
 """
 
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -120,11 +122,38 @@ def _warn_recompile(loss, plist, opt):
     _SEEN_LOOSE[loose] = True
 
 
+_EMPTY = object()
+
+
+def _cells(fn):
+    """The objects a function's closure holds (``_EMPTY`` for a cell not yet filled)."""
+    out = []
+    for c in fn.__closure__ or ():
+        try:
+            out.append(c.cell_contents)
+        except ValueError:
+            out.append(_EMPTY)
+    return out
+
+
+def _snapshot(loss):
+    """What a compiled step of ``loss`` baked in: its code, globals, defaults and the
+    objects its closure held when traced (a closure cell can change later)."""
+    if not isinstance(loss, types.FunctionType):
+        return (loss,)
+    return (loss.__code__, loss.__globals__, loss.__defaults__, loss.__kwdefaults__, *_cells(loss))
+
+
+def _same_snapshot(a, b):
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+
+
 class _Entry:
     """The compiled step of one (loss, params, optimiser), with the extras it found."""
 
     def __init__(self, loss, plist, opt):
         self.refs = (loss, list(plist), opt)
+        self.snapshot = _snapshot(loss)
         self.extras: list = []
         self.tensors = Cache(2, "train_ data on device")
         self.build()
@@ -138,7 +167,7 @@ class _Entry:
     def matches(self, loss, plist, opt):
         same_opt = self.refs[2] is opt or settings(opt) == settings(self.refs[2]) is not None
         return (
-            self.refs[0] is loss
+            _same_snapshot(self.snapshot, _snapshot(loss))
             and same_opt
             and len(self.refs[1]) == len(plist)
             and all(a is b for a, b in zip(self.refs[1], plist))
@@ -147,7 +176,8 @@ class _Entry:
 
 def _compiled_for(loss, plist, opt):
     """The compiled step (and scans) of ``loss`` over ``plist`` with ``opt``, made once."""
-    key = (id(loss), tuple(map(id, plist)), settings(opt) or id(opt))
+    # a new lambda with the same code and closure objects shares the step (see _snapshot)
+    key = (tuple(map(id, _snapshot(loss))), tuple(map(id, plist)), settings(opt) or id(opt))
     entry = _CACHE.get(key)
     if entry is not None and entry.matches(loss, plist, opt):
         return entry
