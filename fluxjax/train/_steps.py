@@ -93,7 +93,13 @@ def _pure_step(loss, plist, extras, tx):
     return step
 
 
-_all_finite = jax.jit(_finite)
+@jax.jit
+def _start(arrays, extras, state):
+    """Fresh copies of a call's carry (it gets donated), and whether the params are finite:
+    one compiled call where four would cost a dispatch each."""
+    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
+    return copy(arrays), copy(extras), copy(state), _finite(arrays)
+
 
 _copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
 """Fresh device copies of a pytree of arrays in one call (the carry gets donated)."""
@@ -192,11 +198,14 @@ class Compiled:
     def __init__(self, loss, plist, opt, layout=sharding.ONE_DEVICE):
         self.plist, self.opt, self.layout = plist, opt, layout
         self.entry = _compiled_for(loss, plist, opt)
-        self.resume()
-        state = _copies(get_state(opt, plist, tracker.values_of(plist)))
+        values = tracker.values_of(plist)
+        extras = tracker.values_of(self.entry.extras)
+        arrays, extras, state, finite = _start(values, extras, get_state(opt, plist, values))
+        self.arrays = sharding.place_params(layout, arrays)
+        self.extras = sharding.place_data(layout, extras)
         self.state = sharding.place_params(layout, state)
-        finite = int(_all_finite(self.arrays))
-        self.status = sharding.place_data(layout, jnp.asarray([0, FINE, finite], jnp.int32))
+        status = np.array([0, FINE, int(finite)], np.int32)
+        self.status = sharding.place_data(layout, jnp.asarray(status))
 
     def resume(self):
         """Carry on from the leaves' current values (copies: the carry gets donated)."""
