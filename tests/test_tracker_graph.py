@@ -1,9 +1,10 @@
 """The recorded graph: printing, the compiled-replay cache, and its recompile warning.
 
-A graph runs uncompiled the first time its structure is seen and compiled from the
-second time on; these tests check that the three runs (uncompiled, compiling, cached)
-agree, that a steady training loop stops adding cache entries, and that the warning
-fires for a function re-made at every step and only then.
+A large graph runs uncompiled the first time its structure is seen and compiled from the
+second time on (a small one compiles at once); with ``fresh_cache`` every graph counts as
+large, so these tests check that the three runs (uncompiled, compiling, cached) agree,
+that a steady training loop stops adding cache entries, and that the warning fires for a
+function re-made at every step and only then.
 """
 
 from __future__ import annotations
@@ -31,7 +32,31 @@ def fresh_cache(monkeypatch):
     monkeypatch.setattr(_graph, "_SEEN", Cache(1024, "test replays"))
     monkeypatch.setattr(_graph, "_LOOSE", Cache(256, "test misses"))
     monkeypatch.setattr(_graph, "_WARNED", Cache(1, "test warning"))
+    monkeypatch.setattr(_graph, "SMALL_GRAPH", 0)  # every graph takes the uncompiled first run
     return _graph
+
+
+def test_a_small_graph_compiles_the_first_time_it_is_seen(monkeypatch):
+    monkeypatch.setattr(_graph, "_SEEN", Cache(1024, "test replays"))
+    W = param([1.0, 2.0])
+    back_((W * W).sum())
+    compiled = [f for f in _graph._SEEN.values() if f is not None]
+    assert len(compiled) == 1 and hasattr(compiled[0], "lower")  # a jax.jit function
+    assert_close(grad(W), [2.0, 4.0])
+
+
+def test_a_large_graph_runs_uncompiled_first_then_compiles(monkeypatch):
+    monkeypatch.setattr(_graph, "_SEEN", Cache(1024, "test replays"))
+    monkeypatch.setattr(_graph, "SMALL_GRAPH", 3)
+    W = param([0.5, -1.0])
+    for run in range(2):
+        x = W
+        for _ in range(5):
+            x = fnp.sin(x) * 1.5
+        back_(x.sum())
+        W.grad = None  # the same structure next time (an existing .grad changes the key)
+        (entry,) = _graph._SEEN.values()
+        assert entry is None if run == 0 else hasattr(entry, "lower")
 
 
 # -- printing ------------------------------------------------------------------------------

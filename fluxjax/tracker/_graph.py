@@ -99,12 +99,20 @@ def live_value(x):
     return value(x)
 
 
+SMALL_GRAPH = 256
+"""A graph of at most this many ops compiles the first time it is seen: compiling it is
+faster than running it uncompiled op by op (each op would compile on its own)."""
+
+
 def cached(key, build):
-    """The compiled function for ``key``: ``build()`` uncompiled the first time, jitted after."""
+    """The compiled function for ``key``: jitted at once for a small graph; for a large one
+    ``build()`` runs uncompiled the first time (a one-off replay), jitted from the second."""
     fn = _SEEN.get(key, False)
     if fn:
         return fn
-    if fn is None:  # second sight: compile
+    if fn is None or len(key[1]) <= SMALL_GRAPH:  # seen before, or small: compile
+        if fn is not None:
+            _note_miss(key)
         fn = _SEEN[key] = jax.jit(build())
         return fn
     _note_miss(key)
