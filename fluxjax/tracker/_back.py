@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 import numpy as np
 
@@ -52,7 +50,7 @@ def back_(y, Δ=None, *, once=True):
             "recompute the loss, or pass once=False to the first back_ to keep the graph"
         )
     y_value, cells, grads = _run_backward(entries, ext, Δ)
-    if Δ is None and not isinstance(y_value, Tracer) and not math.isfinite(float(y_value)):
+    if Δ is None and not isinstance(y_value, Tracer) and not np.isfinite(np.asarray(y_value)):
         raise FloatingPointError(f"loss is {float(y_value)}: gradients were not accumulated")
     if Δ is None and isinstance(y_value, Tracer):  # inside fluxjax.jit: checked after the call
         check(jnp.isfinite(y_value), "back_: the loss is not finite; nothing was changed")
