@@ -34,8 +34,9 @@ import numpy as np
 from ..tracker import clear_caches, data, state, track
 from ._activations import tanh
 from ._recurrent import GRUCell, LSTMCell, RNNCell
-from ._stateful import walk, write
+from ._stateful import write
 from ._treelike import register
+from ._walk import walk
 
 _where = track(lambda fresh, init, s: jnp.where(fresh > 0, init, s))
 _stack = track(lambda ys: jnp.stack(ys, axis=1))
@@ -174,9 +175,9 @@ def reset_(model):
     >>> bool((reset_(m)(jnp.ones(2)) == y1).all())
     True
     """
-    for x in walk(model):
-        if isinstance(x, Recur):
-            x.reset_()
+    for found in walk(model):
+        if isinstance(found.value, Recur):
+            found.value.reset_()
     return model
 
 

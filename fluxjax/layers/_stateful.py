@@ -11,25 +11,11 @@ it on every such layer and drop compiled steps so the next one sees the new mode
 from __future__ import annotations
 
 import jax
-import numpy as np
 
 from .. import tracker
 from ..tracker import Tracked
-from ._tree import _ATOMS, _children
 from ._treelike import items
-
-
-def walk(model):
-    """Every object inside ``model`` once, depth first (shared objects once)."""
-    seen, stack = set(), [model]
-    while stack:
-        x = stack.pop()
-        if id(x) in seen or x is None or isinstance(x, _ATOMS):
-            continue
-        seen.add(id(x))
-        yield x
-        if not isinstance(x, (Tracked, jax.Array, np.ndarray)):
-            stack.extend(reversed(_children(x)))
+from ._walk import is_state, walk
 
 
 def states(*models) -> list:
@@ -42,18 +28,13 @@ def states(*models) -> list:
     >>> [tuple(s.shape) for s in states(BatchNorm(3))]
     [(3,), (3,)]
     """
-    found = {}
-    for m in models:
-        for x in walk(m):
-            if isinstance(x, Tracked) and x.is_leaf and not x.trainable:
-                found.setdefault(id(x), x)
-    return list(found.values())
+    return [f.value for f in walk(*models) if is_state(f.value)]
 
 
 def _set_mode(model, active: bool):
-    for x in walk(model):
-        if getattr(type(x), "_has_mode", False):
-            x.active = active
+    for found in walk(model):
+        if getattr(type(found.value), "_has_mode", False):
+            found.value.active = active
     tracker.clear_caches()
     return model
 

@@ -16,14 +16,7 @@ import numpy as np
 from .. import tracker
 from ..tracker import Params, Tracked, data, param
 from ._treelike import items, rebuilt
-from ._walk import ATOMS, children, is_filled, is_param, walk
-
-_ATOMS = ATOMS  # for modules that still import the walk's pieces from here
-
-
-def _children(x) -> list:
-    """The values a walk visits just below ``x`` (see ``_walk.children``)."""
-    return [f.value for f in children(x)]
+from ._walk import ATOMS, is_filled, is_param, walk
 
 
 def params(*models) -> Params:

@@ -124,6 +124,11 @@ def is_param(x) -> bool:
     return isinstance(x, Tracked) and x.is_leaf and getattr(x, "trainable", True)
 
 
+def is_state(x) -> bool:
+    """A non-trainable tracked leaf (``fluxjax.state``): what ``states`` collects."""
+    return isinstance(x, Tracked) and x.is_leaf and not getattr(x, "trainable", True)
+
+
 def is_opaque(x) -> bool:
     """A plain object the walk cannot see inside (not treelike, not a pytree, no closure)."""
     if isinstance(x, (Tracked, jax.Array, np.ndarray, types.FunctionType, types.MethodType)):
