@@ -150,10 +150,7 @@ def _note_miss(key):
         else:  # other static arguments (indices, axes, shapes) differ for good reasons
             return
         _WARNED["once"] = True
-        warnings.warn(
-            f"fluxjax recompiled the same graph {misses + 1} times because {what}.",
-            stacklevel=_user_level(),
-        )
+        warn_user(f"fluxjax recompiled the same graph {misses + 1} times because {what}.")
         return
 
 
@@ -167,14 +164,6 @@ def _floats(spec):
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _user_level():
-    """``stacklevel`` pointing at the first frame outside fluxjax: the user's line."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def warn_user(message: str) -> None:
