@@ -25,7 +25,7 @@ $(UV_STAMP): | $(BIN)/python
 
 # The locked versions of fluxjax's dependencies and extras; fluxjax itself in editable mode.
 $(STAMP): pyproject.toml uv.lock $(UV_STAMP)
-	$(SYNC)
+	$(SYNC) || { echo "(if uv.lock is out of date with pyproject.toml: make lock)" >&2; exit 1; }
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 >/dev/null
 	touch $(STAMP)
 
