@@ -1,17 +1,31 @@
 # Two commands on a fresh machine with Python 3.11+:  make demo  /  make test
+# Every package they install has the version pinned in uv.lock; `make lock` regenerates it.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
+UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
+# Not in uv.lock: PyPI's Linux torch wheel pulls ~20 CUDA packages, gigabytes (README: Benchmarks).
+TORCH_VERSION := 2.13.0
 
-.PHONY: demo test lint docs notebooks bench clean
+# uv installs into .venv and never downloads a Python of its own.
+UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(BIN)/uv
+# --locked: stop if uv.lock is out of date with pyproject.toml; --inexact: keep uv, pip, torch.
+SYNC := $(UV) sync --locked --inexact --extra test
+
+.PHONY: demo test lint docs notebooks bench lock clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test]"
+$(UV_STAMP): | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	touch $(UV_STAMP)
+
+# The locked versions of fluxjax's dependencies and extras; fluxjax itself in editable mode.
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	$(SYNC) || { echo "(if uv.lock is out of date with pyproject.toml: make lock)" >&2; exit 1; }
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -33,9 +47,20 @@ docs: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python -m notebooks.build $(ARGS)
 
+# torch through pip (it reads the machine's pip configuration, e.g. a CPU-only wheel or index),
+# held to the lock's versions of every package the lock and torch share.
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[bench]" torch==2.13.0
+	$(SYNC) --extra bench
+	$(UV) export --locked --extra test --extra bench --no-emit-project --no-hashes \
+		--quiet -o $(VENV)/constraints.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check \
+		-c $(VENV)/constraints.txt torch==$(TORCH_VERSION)
 	$(BIN)/python benchmarks/run.py
+
+# uv.lock again from pyproject.toml, keeping the pins that still fit; upgrade with
+# make lock ARGS=--upgrade  or  make lock ARGS="--upgrade-package ruff".
+lock: $(UV_STAMP)
+	$(UV) lock $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build site *.egg-info

@@ -5,6 +5,9 @@
   text blocks and inline images) and is added to the "Tutorials" section of the nav.
   Nothing runs: the outputs are the ones ``python -m notebooks.build`` stored.
 - ``benchmarks/README.md`` becomes the "Performance" page, with its chart.
+- A doctest line (``>>>``) outside a fenced code block is a warning, so ``--strict`` fails
+  on it with the page, the line and the fix: Markdown would read it as nested quotes, and
+  its output lines (``[(2, 5), (2, 5)]``) as cross-references.
 
 Plain nbformat JSON and a few lines of Markdown: fast, offline, no extra plugin.
 """
@@ -15,12 +18,16 @@ import json
 import re
 from pathlib import Path
 
+from mkdocs.plugins import get_plugin_logger
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 BENCHMARKS = ROOT / "benchmarks"
 _LOCAL_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\((?![a-z]+:|#)[^)]*\)")
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
+_DOCTEST = re.compile(r"^ {0,3}>>>")
+log = get_plugin_logger("fluxjax")
 
 
 def _notebooks() -> list[Path]:
@@ -74,6 +81,35 @@ def performance_markdown() -> str:
     text = (BENCHMARKS / "README.md").read_text(encoding="utf-8")
     text = text.replace("](results.png)", "](performance-results.png)")
     return _LOCAL_LINK.sub(r"\1", text)
+
+
+def bare_doctest_lines(markdown: str) -> list[int]:
+    """The numbers (from 1) of the ``>>>`` lines of ``markdown`` outside fenced code blocks.
+
+    >>> bare_doctest_lines("text\\n>>> 1 + 1\\n2\\n```pycon\\n>>> 1 + 1\\n2\\n\\n```")
+    [2]
+    """
+    fence, found = None, []
+    for number, line in enumerate(markdown.splitlines(), 1):
+        marker = _FENCE.match(line)
+        if marker and fence is None:
+            fence = marker.group(1)
+        elif marker and marker.group(1).startswith(fence) and not line.strip(" `~"):
+            fence = None
+        elif fence is None and _DOCTEST.match(line):
+            found.append(number)
+    return found
+
+
+def on_page_markdown(markdown, page, **kwargs):
+    """Warn (an error under ``--strict``) about each doctest line outside a fence."""
+    for number in bare_doctest_lines(markdown):
+        log.warning(
+            f"{page.file.src_uri}:{number}: doctest line outside a fenced code block; "
+            "put the example in a ```pycon fence, with a blank line before the closing "
+            "fence so doctest stops there"
+        )
+    return markdown
 
 
 def on_config(config, **kwargs):

@@ -8,6 +8,7 @@ directory; it reads the stored notebooks and ``benchmarks/README.md`` and execut
 import doctest
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,20 +42,58 @@ PAGES = [
 EXAMPLE_PAGES = ["tracker.md", "layers.md", "interop.md"]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    run = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
-        cwd=ROOT,
-        env=env,
+def build(root: Path, out: Path) -> subprocess.CompletedProcess:
+    """``make docs``'s build of the site configured in ``root``, into ``out``; its full log."""
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=root,
+        env=dict(os.environ, NO_MKDOCS_2_WARNING="1"),
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert run.returncode == 0, f"mkdocs build --strict failed:\n{run.stdout}\n{run.stderr}"
+
+
+def warnings(run: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in (run.stdout + run.stderr).splitlines() if "WARNING" in line]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    run = build(ROOT, out)
+    log = f"{run.stdout}\n{run.stderr}"
+    assert run.returncode == 0, f"mkdocs build --strict failed:\n{log}"
+    assert not warnings(run), f"mkdocs build --strict warned:\n{log}"
     return out
+
+
+def docs_copy(tmp_path: Path) -> Path:
+    """A copy of ``docs/`` and ``mkdocs.yml`` to break; what the hooks read is linked."""
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path)
+    for name in ("fluxjax", "notebooks", "benchmarks"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    return tmp_path
+
+
+BREAKAGES = {
+    "broken link": ("See [the missing page](no-such-page.md).", "no-such-page.md"),
+    "unknown cross-reference": ("See [Dense][fluxjax.NoSuchLayer].", "fluxjax.NoSuchLayer"),
+    "bare doctest": (">>> [1, 2]\n[1, 2]", "outside a fenced code block"),
+}
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES)
+def test_a_page_that_warns_fails_the_build(breakage, tmp_path):
+    """The strict build fails, naming the cause, on any warning (a copy with one injected)."""
+    root = docs_copy(tmp_path)
+    text, cause = BREAKAGES[breakage]
+    page = root / "docs" / "saving.md"
+    page.write_text(page.read_text(encoding="utf-8") + f"\n{text}\n", encoding="utf-8")
+    run = build(root, tmp_path / "site")
+    assert run.returncode != 0, f"{breakage} did not fail the build:\n{run.stderr}"
+    assert any(cause in line for line in warnings(run)), run.stderr
 
 
 def test_every_area_has_a_page(site):
@@ -100,3 +139,17 @@ def test_doctest_fences_wrap_examples_with_their_output():
     assert fences.fence_doctests(text) == (
         "Adds one.\n\n```pycon\n>>> f(1)\n2\n```\n\nMore text.\n```pycon\n>>> f(2)\n3\n```"
     )
+
+
+def test_no_page_has_a_doctest_outside_a_fence():
+    spec = importlib.util.spec_from_file_location("hooks", ROOT / "docs/_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    text = "a\n>>> [1]\n[1]\n```pycon\n>>> [1]\n[1]\n\n```\n````md\n```\n>>> 2\n````\n    >>> 3"
+    assert hooks.bare_doctest_lines(text) == [2]
+    bare = {
+        str(page.relative_to(ROOT)): lines
+        for page in sorted((ROOT / "docs").rglob("*.md"))
+        if (lines := hooks.bare_doctest_lines(page.read_text(encoding="utf-8")))
+    }
+    assert not bare, f"doctest lines outside a ```pycon fence (page: line numbers): {bare}"
