@@ -90,6 +90,8 @@ from .tracker import (
     clear_caches,
     data,
     forward,
+    forward_jacobian,
+    forwarddiff,
     grad,
     gradcheck,
     gradient,
@@ -155,6 +157,7 @@ __all__ = [
     "Grads", "Params", "Tracked", "TrackedArray", "TrackedReal", "back_", "checkpoint",
     "clear_caches", "data", "forward", "grad", "gradcheck", "gradient", "hessian", "hook",
     "jacobian", "param", "state", "track", "update_", "numpy", "tracker", "jit", "distributed",
+    "forward_jacobian", "forwarddiff",
     # layers
     "Chain", "Composed", "Dense", "activations", "compose", "cpu", "elu", "f32", "f64", "fmap",
     "gelu", "glorot_normal", "glorot_uniform", "gpu", "identity", "leakyrelu", "loadparams_",
