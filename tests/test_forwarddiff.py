@@ -124,3 +124,20 @@ def test_lists_and_ints_are_taken_as_floats():
     y, J = forward_jacobian(lambda v: v * v, [2, 3])
     assert_close(y, [4.0, 9.0])
     assert_close(J, [[4.0, 0.0], [0.0, 6.0]])
+
+
+def test_a_plain_x_with_a_param_read_by_f_gives_a_tracked_result():
+    W = fj.param(jnp.array([1.0, -2.0]))
+    y = forwarddiff(lambda v: jnp.sum(fj.numpy.sin(W * v)), jnp.array([0.5, 0.25]))
+    assert isinstance(y, fj.TrackedReal)  # never a silently detached W
+    fj.back_(y)
+    assert_close(fj.grad(W), np.cos([0.5, -0.5]) * [0.5, 0.25], rtol=1e-5)
+
+
+def test_forward_jacobian_of_a_tracked_input_is_differentiable():
+    x = jnp.array([0.5, -1.0, 2.0])
+    (g,) = fj.gradient(lambda v: forward_jacobian(lambda u: u**3, v)[1].sum(), x)
+    assert_close(g, 6 * x, rtol=1e-5)  # J = diag(3x²)
+    p = fj.param(x)
+    y, J = forward_jacobian(lambda u: u**3, p)
+    assert isinstance(J, fj.TrackedArray) and J.shape == (3, 3)
