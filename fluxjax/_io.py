@@ -7,9 +7,11 @@ No pickle: the file holds arrays and names only, so loading needs the model it g
 into, built with the same shapes.
 """
 
+import json
 import os
 import re
 import tempfile
+from collections import Counter
 
 import jax
 import jax.numpy as jnp
@@ -150,9 +152,24 @@ def _read(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
+        _unique_names(path)
         return safetensors.load_file(path)
     except Exception as e:
         raise ValueError(f"{path} is not a checkpoint (a safetensors file): {e}") from e
+
+
+def _unique_names(path):
+    """Refuses a safetensors header that names a tensor twice (a reader would keep one)."""
+    with open(path, "rb") as f:
+        header = f.read(int.from_bytes(f.read(8), "little"))
+
+    def once(pairs):
+        twice = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        if twice:
+            raise ValueError(f"its header names {', '.join(twice)} more than once")
+        return dict(pairs)
+
+    json.loads(header, object_pairs_hook=once)
 
 
 def _check(path, tensors, entries):

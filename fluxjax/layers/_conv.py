@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from ..tracker import track
+from ._checks import kernel_fits
 
 _DIMS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}
 
@@ -34,8 +35,8 @@ class ConvSpec(NamedTuple):
 def expand(n: int, v, what: str) -> tuple:
     """One positive int per spatial dim from an int or an ``n``-tuple."""
     t = (v,) * n if isinstance(v, numbers.Integral) else tuple(v)
-    if len(t) != n or not all(isinstance(i, numbers.Integral) for i in t):
-        raise ValueError(f"{what} must be an int or a tuple of {n} ints, got {v!r}")
+    if len(t) != n or not all(isinstance(i, numbers.Integral) and i >= 1 for i in t):
+        raise ValueError(f"{what} must be a positive int or a tuple of {n} of them, got {v!r}")
     return tuple(int(i) for i in t)
 
 
@@ -124,6 +125,7 @@ def conv(x, w, *, stride=1, pad=0, dilation=1, flipped=False):
     [0.0, 1.0, 2.0, 3.0]
     """
     spec = make_spec(len(w.shape) - 2, stride, pad, dilation, flipped)
+    _fits("conv", x, w.shape[:-2], spec)
     return conv_layer(w, False, x, spec)
 
 
@@ -140,6 +142,7 @@ def depthwiseconv(x, w, *, stride=1, pad=0, dilation=1, flipped=False):
     (1, 2, 6)
     """
     spec = make_spec(len(w.shape) - 2, stride, pad, dilation, flipped)
+    _fits("depthwiseconv", x, w.shape[:-2], spec)
     return conv_layer(w, False, x, spec, "depthwise")
 
 
@@ -149,6 +152,11 @@ def output_size(sizes, k, spec: ConvSpec) -> tuple:
         (n + lo + hi - d * (kk - 1) - 1) // s + 1
         for n, kk, s, d, (lo, hi) in zip(sizes, k, spec.stride, spec.dilation, spec.pad)
     )
+
+
+def _fits(fn, x, k, spec):
+    sizes = x.shape[1:-1]
+    kernel_fits(fn, sizes, k, spec, output_size(sizes, k, spec))
 
 
 def check_input(layer, x, n: int, channels: int):

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from ..tracker import Tracked, param
 from ._activations import identity
+from ._checks import conv_args
 from ._conv import ConvSpec, check_input, conv_layer, make_spec, output_size
 from ._random import draw, kernel_glorot_uniform, zeros
 from ._treelike import register
@@ -43,6 +44,7 @@ class _ConvLayer:
 
     def __init__(self, k, ch_in, ch_out=identity, σ=identity, *, stride=1, pad=0, dilation=1,
                  init=kernel_glorot_uniform, bias=True, key=None):  # fmt: skip
+        conv_args(type(self).__name__, k, ch_in, ch_out, stride, dilation)
         if _is_kernel(k):
             shape = self._kernel_shape(tuple(k), int(ch_in), int(ch_out))
             weight = param(draw(init, key, shape, jnp.float32))  # no compile on the host path

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ..tracker import data, state
+from ._checks import axis_in_range
 from ._random import next_key
 from ._stateful import write
 from ._treelike import register
@@ -42,7 +43,8 @@ def _check_p(name, p):
 def _mask_shape(shape, dims):
     if dims is None:
         return tuple(shape)
-    axes = {d % len(shape) for d in ((dims,) if isinstance(dims, int) else dims)}
+    dims = (dims,) if isinstance(dims, int) else dims
+    axes = {axis_in_range("Dropout", "dims", d, len(shape)) for d in dims}
     return tuple(n if i in axes else 1 for i, n in enumerate(shape))
 
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from ..tracker import Tracked, param, track
 from ._basic import _name
+from ._checks import sizes
 from ._treelike import register
 
 _maximum = track(jnp.maximum)
@@ -51,6 +52,7 @@ class Diagonal:
 
     def __init__(self, n, β=None, *, initα=jnp.ones, initβ=jnp.zeros):
         if isinstance(n, numbers.Integral):
+            sizes("Diagonal", n=n)
             self.α = param(initα(int(n), jnp.float32))
             self.β = param(initβ(int(n), jnp.float32))
         else:

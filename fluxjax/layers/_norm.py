@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from ..tracker import data, param, state, track
 from ._activations import identity
+from ._checks import last_axis, sizes
 from ._misc import Diagonal, normalise
 from ._stateful import write
 from ._treelike import register
@@ -84,6 +85,7 @@ class BatchNorm:
 
     def __init__(self, channels, λ=identity, *, momentum=0.1, ε=1e-5,
                  initβ=jnp.zeros, initγ=jnp.ones):  # fmt: skip
+        sizes(type(self).__name__, channels=channels)
         self.λ, self.ε, self.momentum, self.active = λ, float(ε), float(momentum), True
         self.β = param(initβ(int(channels), jnp.float32))
         self.γ = param(initγ(int(channels), jnp.float32))
@@ -217,9 +219,11 @@ class LayerNorm:
     diag: Any
 
     def __init__(self, n):
+        isinstance(n, Diagonal) or sizes("LayerNorm", n=n)
         self.diag = n if isinstance(n, Diagonal) else Diagonal(int(n))
 
     def __call__(self, x):
+        last_axis(self, x, self.diag.α.shape[-1])
         return self.diag(normalise(x, axis=-1))
 
     def __repr__(self):

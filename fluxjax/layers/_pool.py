@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ..tracker import track
+from ._checks import positive
 from ._conv import check_input, expand, output_size, pad_pairs
 from ._conv import make_spec as _make_spec
 from ._treelike import register
@@ -93,6 +94,7 @@ class MaxPool:
     _kind = "max"
 
     def __init__(self, k, *, pad=0, stride=None):
+        positive(type(self).__name__, k=k, stride=stride)
         self.k, pairs, self.stride = _args(k, pad, stride)
         self.pad = tuple(p for pair in pairs for p in pair)
 

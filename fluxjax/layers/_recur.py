@@ -33,6 +33,7 @@ import numpy as np
 
 from ..tracker import clear_caches, data, state, track
 from ._activations import tanh
+from ._checks import sizes
 from ._recurrent import GRUCell, LSTMCell, RNNCell
 from ._stateful import write
 from ._treelike import register
@@ -187,6 +188,7 @@ def RNN(n_in, n_out, σ=tanh, **kwargs) -> Recur:
     >>> RNN(3, 2)
     Recur(RNNCell(3, 2))
     """
+    sizes("RNN", n_in=n_in, n_out=n_out)
     return Recur(RNNCell(n_in, n_out, σ, **kwargs))
 
 
@@ -197,6 +199,7 @@ def LSTM(n_in, n_out, **kwargs) -> Recur:
     >>> LSTM(3, 2)(jnp.ones((4, 3))).shape
     (4, 2)
     """
+    sizes("LSTM", n_in=n_in, n_out=n_out)
     return Recur(LSTMCell(n_in, n_out, **kwargs))
 
 
@@ -206,6 +209,7 @@ def GRU(n_in, n_out, **kwargs) -> Recur:
     >>> GRU(3, 2)
     Recur(GRUCell(3, 2))
     """
+    sizes("GRU", n_in=n_in, n_out=n_out)
     return Recur(GRUCell(n_in, n_out, **kwargs))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..tracker import param, track
 from ._activations import tanh
+from ._checks import sizes
 from ._random import glorot_uniform, host_rng, next_key, zeros
 from ._treelike import register
 
@@ -86,6 +87,7 @@ class RNNCell:
     σ: Callable = tanh
 
     def __init__(self, n_in, n_out, σ=tanh, *, init=glorot_uniform, key=None):
+        sizes("RNNCell", n_in=n_in, n_out=n_out)
         Wi, Wh, b = _weights(init, key, n_in, n_out, 1)
         self.Wi, self.Wh, self.b = param(Wi), param(Wh), param(b)
         self.h, self.σ = param(zeros(n_out)), σ
@@ -125,6 +127,7 @@ class LSTMCell:
     c: Any
 
     def __init__(self, n_in, n_out, *, init=glorot_uniform, key=None):
+        sizes("LSTMCell", n_in=n_in, n_out=n_out)
         Wi, Wh, b = _weights(init, key, n_in, n_out, 4)
         self.Wi, self.Wh = param(Wi), param(Wh)
         b = np.array(b)  # a host copy: .at[].set would compile per shape
@@ -163,6 +166,7 @@ class GRUCell:
     h: Any
 
     def __init__(self, n_in, n_out, *, init=glorot_uniform, key=None):
+        sizes("GRUCell", n_in=n_in, n_out=n_out)
         Wi, Wh, b = _weights(init, key, n_in, n_out, 3)
         self.Wi, self.Wh, self.b = param(Wi), param(Wh), param(b)
         self.h = param(zeros(n_out))

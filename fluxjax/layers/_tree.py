@@ -29,7 +29,15 @@ def params(*models) -> Params:
     >>> [p.shape for p in params(d)], len(params(Chain(d, d)))
     ([(5, 10), (5,)], 2)
     """
-    return Params(f.value for f in walk(*models) if is_param(f.value))
+    found = Params(f.value for f in walk(*models) if is_param(f.value))
+    return found if len(found) else NoneFound()
+
+
+class NoneFound(Params):
+    """What ``params`` returns when it finds none: an empty ``Params`` that ``train_`` tells
+    from an explicit ``Params([])`` (Flux's callback-test idiom, which trains nothing)."""
+
+    __slots__ = ()
 
 
 def fmap(f, model):

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from ..tracker import Tracked, param, state
+from . import _habits as habits
 from ._boxes import boxed, is_concrete
 
 _STATIC, _CHILD, _PARAM, _STATE = 0, 1, 2, 3  # _STATE: a non-trainable state(...) leaf
@@ -186,6 +187,7 @@ def register(cls, fields=None, attr=None):
         _specs[cls].fields = fields
         return cls
     _specs[cls] = _Spec(cls, fields, attr)
+    habits.install(cls)  # m.eval() & co. name testmode_, params...
     jax.tree_util.register_pytree_with_keys(
         cls,
         _flatten_with_keys,

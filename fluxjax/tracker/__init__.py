@@ -10,6 +10,7 @@ from ._back import back_, update_
 from ._bridge import Retrace, Run, assign, grads_of, plain, raise_failed, run, values_of, write_back
 from ._cache import Cache, cache_sizes, clear_caches
 from ._derivatives import gradcheck, hessian, jacobian
+from ._forwarddiff import forward_jacobian, forwarddiff
 from ._gradient import checkpoint, forward, gradient, hook, swapped
 from ._graph import warn_user
 from ._interop import TrackedTypeError
@@ -28,6 +29,7 @@ __all__ = [
     "Grads", "Params", "Tracked", "TrackedArray", "TrackedReal", "back_", "checkpoint", "data",
     "forward", "grad", "gradcheck", "gradient", "hessian", "hook", "is_tracked", "jacobian",
     "param", "state", "swapped", "track", "update_", "clear_caches", "TrackedTypeError",
+    "forward_jacobian", "forwarddiff",
     # the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
     "raise_failed", "register_leaf_finder", "run", "values_of", "warn_user", "write_back",

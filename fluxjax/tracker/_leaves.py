@@ -22,6 +22,8 @@ def param(x) -> Tracked:
     2.0 (tracked)
     """
     value = _as_float_array(x)
+    if jnp.issubdtype(value.dtype, jnp.complexfloating):
+        raise TypeError(f"param holds real floats, got {value.dtype}: use two params (re, im)")
     return tracked_type(value.shape)._leaf(value)
 
 

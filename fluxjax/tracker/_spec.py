@@ -185,7 +185,9 @@ def out_aval(op, dyn) -> OutAval:
         kind = _SINGLE if np.issubdtype(out.dtype, np.inexact) else _NONFLOAT
     else:
         leaves, treedef = jax.tree_util.tree_flatten(out)
-        aval, kind = (treedef, tuple(_aval_of(s) for s in leaves)), _MULTI
+        avals = tuple(_aval_of(s) for s in leaves)  # no float output (a shape): run plainly
+        kind = _MULTI if any(np.issubdtype(a[1], np.inexact) for a in avals) else _NONFLOAT
+        aval = (treedef, avals)
     _AVALS[key] = entry = OutAval(aval, kind, reads)
     return entry
 

@@ -111,7 +111,9 @@ class DataLoader:
     """DataLoader(data, batchsize=1, *, shuffle=False, partial=True, key=None, shard=False)
 
     Mini-batches along the first axis of an array, or of every array in a tuple (then each
-    batch is a tuple, which ``train_`` splats into the loss). Iterating again starts a new
+    batch is a tuple, which ``train_`` splats into the loss) or a dict (then each batch is
+    a dict with the same keys, which ``train_`` passes as one argument, as Flux passes a
+    NamedTuple batch). Iterating again starts a new
     epoch, reshuffled when ``shuffle=True``; ``key`` (a ``jax.random`` key or an int) fixes
     the order; without it the key comes from the global stream that ``seed(n)`` resets.
     ``partial=False`` drops a last batch smaller than ``batchsize``. ``batchsize`` must be
@@ -132,6 +134,8 @@ class DataLoader:
     """
 
     def __init__(self, data, batchsize=1, *, shuffle=False, partial=True, key=None, shard=False):
+        self.keys = tuple(data) if isinstance(data, dict) else None  # dict batches, by key
+        data = tuple(data.values()) if self.keys is not None else data
         self.single = not isinstance(data, tuple | list)
         self.tensors = (data,) if self.single else tuple(data)
         if not self.tensors:
@@ -188,6 +192,8 @@ class DataLoader:
             parts = from_process_parts(self.split, self.tensors, np.arange(self.nobs)[ids])
         else:
             parts = tuple(t[ids] for t in self.tensors)
+        if self.keys is not None:
+            return dict(zip(self.keys, parts, strict=True))
         return parts[0] if self.single else parts
 
     def __iter__(self):

@@ -233,7 +233,7 @@ def train_(
             devices=devices, shard_params=shard_params,
         )  # fmt: skip
     plist = _param_list(ps)
-    if not plist:
+    if not plist and type(ps) is not tracker.Params:  # an explicit Params([]) runs, as Flux
         raise ValueError(
             "train_ got no params to train: pass params(model) or the model itself, "
             "with at least one param(...) in it"
@@ -260,7 +260,7 @@ def train_(
     loop = _Loop(runner, callbacks, bar)
     try:
         for _ in range(epochs):
-            if jit and isinstance(data, DataLoader):
+            if jit and isinstance(data, DataLoader) and data.keys is None:  # dicts: per step
                 loop.epoch(data)
             else:
                 for item in data:
