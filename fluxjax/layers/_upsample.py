@@ -55,7 +55,7 @@ class Upsample:
     Upsample(mode; scale=None, size=None)
 
     Flux's ``Upsample``: enlarges the spatial axes of ``(n, spatial…, c)`` by ``scale``
-    (an int for every spatial dim, or a tuple for the leading ones) or to ``size``.
+    (a number for every spatial dim, or a tuple for the leading ones) or to ``size``.
     ``mode="nearest"`` repeats each value (integer scales); ``"bilinear"`` (4-D input)
     and ``"trilinear"`` (5-D) interpolate with corners aligned, as NNlib (PyTorch's
     ``align_corners=True``); their output size is ``floor(scale·size)``.
@@ -81,8 +81,9 @@ class Upsample:
             )
         if (scale is None) == (size is None):
             raise ValueError("Upsample: give either scale or size (not both)")
-        self.mode, self.scale, self.size = mode, _tuple(scale), _tuple(size)
-        values = self.scale if size is None else self.size
+        scale = scale if scale is None or isinstance(scale, numbers.Real) else tuple(scale)
+        self.mode, self.scale, self.size = mode, scale, None if size is None else tuple(size)
+        values = _tuple(scale if size is None else size)
         if not values or not all(isinstance(v, numbers.Real) and v > 0 for v in values):
             raise ValueError(f"Upsample: scale and size must be positive, got {scale or size!r}")
 
@@ -98,7 +99,7 @@ class Upsample:
         if self.size is not None:
             target = self.size
         else:
-            scale = self.scale * len(spatial) if len(self.scale) == 1 else self.scale
+            scale = (self.scale,) * len(spatial) if _is_number(self.scale) else self.scale
             target = tuple(math.floor(s * v) for s, v in zip(scale, spatial))
         if len(target) > len(spatial) or (n is not None and len(target) != n):
             raise ValueError(f"{self!r}: {len(target)} sizes for {len(spatial)} spatial dims")
@@ -111,16 +112,16 @@ class Upsample:
         return _upsample(x, self._sizes(x), self.mode)
 
     def __repr__(self):
-        what = f"scale={_short(self.scale)}" if self.size is None else f"size={self.size}"
+        what = f"scale={self.scale}" if self.size is None else f"size={self.size}"
         return f'Upsample("{self.mode}", {what})'
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real)
+
+
 def _tuple(v):
-    return None if v is None else (v,) if isinstance(v, numbers.Real) else tuple(v)
-
-
-def _short(t):
-    return t[0] if len(t) == 1 else t
+    return (v,) if _is_number(v) else tuple(v)
 
 
 @track
