@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ..tracker import track
+from ._activations import identity
 from ._basic import Dense
 from ._checks import sizes
 from ._dropout import Dropout
@@ -60,8 +61,9 @@ class MultiHeadAttention:
     ``mha(q, k, v; mask=None, bias=None)`` on ``(n, seq, dim)`` (or one ``(seq, dim)``
     sequence); returns ``(y, α)``, ``y`` ``(n, q_len, dim)`` and the scores ``α``
     ``(n, nheads, q_len, kv_len)``. ``mask`` (True = attend) and ``bias`` (added to the
-    logits) broadcast to the scores' shape. ``dropout_prob`` drops scores while active
-    (field ``attn_drop``, a ``Dropout``; ``testmode_`` turns it off).
+    logits) broadcast to the scores' shape. ``dropout_prob > 0`` drops scores while
+    active (field ``attn_drop``, a ``Dropout``, which ``testmode_`` turns off; ``identity``
+    for ``dropout_prob=0``, so the layer then holds no random state).
 
     >>> import jax.numpy as jnp
     >>> mha = MultiHeadAttention(16, 4)
@@ -92,7 +94,8 @@ class MultiHeadAttention:
         dense = [Dense(dim, dim, bias=bias, init=init, key=s) for s in seeds[:4]]
         self.nheads = nheads
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = dense
-        self.attn_drop = Dropout(dropout_prob, key=seeds[4])
+        # no dropout, no random stream: the model then holds only float arrays (jax.grad)
+        self.attn_drop = Dropout(dropout_prob, key=seeds[4]) if dropout_prob else identity
 
     def __call__(self, q, k=None, v=None, *, mask=None, bias=None):
         k = q if k is None else k
@@ -106,14 +109,13 @@ class MultiHeadAttention:
                 f"got shapes {shapes[0]}, {shapes[1]}, {shapes[2]}"
             )
         α = _scores(self.q_proj(q), self.k_proj(k), self.nheads, mask, bias)
-        if self.attn_drop.p > 0:
-            α = self.attn_drop(α)
+        α = α if self.attn_drop is identity else self.attn_drop(α)
         return self.out_proj(_attend(α, self.v_proj(v), self.nheads)), α
 
     def __repr__(self):
         s = f"MultiHeadAttention({self.q_proj.W.shape[1]}, nheads={self.nheads}"
         s += "" if self.q_proj.b is False else ", bias=True"
-        p = self.attn_drop.p
+        p = getattr(self.attn_drop, "p", 0)
         return s + ("" if p == 0 else f", dropout_prob={p}") + ")"
 
 
