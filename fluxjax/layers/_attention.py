@@ -61,9 +61,10 @@ class MultiHeadAttention:
     ``mha(q, k, v; mask=None, bias=None)`` on ``(n, seq, dim)`` (or one ``(seq, dim)``
     sequence); returns ``(y, α)``, ``y`` ``(n, q_len, dim)`` and the scores ``α``
     ``(n, nheads, q_len, kv_len)``. ``mask`` (True = attend) and ``bias`` (added to the
-    logits) broadcast to the scores' shape. ``dropout_prob > 0`` drops scores while
-    active (field ``attn_drop``, a ``Dropout``, which ``testmode_`` turns off; ``identity``
-    for ``dropout_prob=0``, so the layer then holds no random state).
+    logits) broadcast to the scores' shape; a query with every key masked gets NaN
+    scores, as in NNlib. ``dropout_prob > 0`` drops scores while active (field
+    ``attn_drop``, a ``Dropout``, which ``testmode_`` turns off; ``identity`` for
+    ``dropout_prob=0``, so the layer then holds no random state).
 
     >>> import jax.numpy as jnp
     >>> mha = MultiHeadAttention(16, 4)

@@ -206,7 +206,7 @@ def is_same(pad) -> bool:
         if pad.lower() != "same":
             raise ValueError(f'pad must be a number, a tuple, SamePad() or "same"; got {pad!r}')
         return True
-    return isinstance(pad, SamePad)
+    return pad is SamePad or isinstance(pad, SamePad)  # the class itself reads as SamePad()
 
 
 def same_pad(k, stride, dilation) -> tuple:
