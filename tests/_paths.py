@@ -1,5 +1,5 @@
-"""Run one layer on every path (eager + ``back_``, ``gradient``, ``train_`` compiled and
-eager, ``jax.jit``) and compare each with an independent twin.
+"""Run one layer on every path (eager + ``back_``, ``gradient``, ``jax.jit``, ``fluxjax.jit``,
+``train_`` compiled and eager) and compare each with an independent twin.
 
 ``twin(arrays, *xs)`` is a plain JAX function of the model's param arrays (in
 ``params(model)`` order) written without fluxjax; ``jax.grad`` of it is the oracle for the
@@ -77,6 +77,17 @@ def check_paths(make, xs, twin, *, tol=None, pick=lambda y: y):
         assert_close(a, b, **tol, err_msg="jax.jit output")
     g = jax.jit(jax.grad(lambda m, *xs: loss(m, *xs)))(m3, *xs)
     _same_grads([p.data for p in fj.params(g)], want_g, tol, "jax.jit(jax.grad)")
+
+    # fluxjax.jit: back_ inside one compiled step
+    m5 = fresh()
+
+    def step(*xs):
+        value = loss(m5, *xs)
+        fj.back_(value)
+        return value
+
+    fj.jit(step)(*xs)
+    _same_grads([p.grad for p in fj.params(m5)], want_g, tol, "fluxjax.jit + back_")
 
     # one train_ step, compiled and eager: params move by -STEP·gradient
     for jit in (True, False):
