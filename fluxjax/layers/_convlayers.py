@@ -16,7 +16,16 @@ import jax.numpy as jnp
 
 from ..tracker import Tracked, param
 from ._activations import identity
-from ._conv import ConvSpec, check_input, conv_layer, expand, make_spec, output_size, resolve_pad
+from ._conv import (
+    ConvSpec,
+    check_input,
+    conv_layer,
+    expand,
+    is_same,
+    make_spec,
+    output_size,
+    resolve_pad,
+)
 from ._random import draw, kernel_glorot_uniform, zeros
 from ._treelike import register
 
@@ -57,12 +66,13 @@ class _ConvLayer:
                 f"{type(self).__name__}: the first argument is a kernel size tuple such as "
                 f"(3, 3) or a weight array, got {k!r}"
             )
-        n = len(weight.shape) - 2
-        flat = resolve_pad(pad, weight.shape[:n], stride, dilation, self._kind == "transpose")
-        spec = make_spec(n, stride, 0 if flat is not pad else pad, dilation, self._flipped)
+        n, same = len(weight.shape) - 2, is_same(pad)
+        if same:  # SamePad(): resolved now into Flux's flat pad (a transpose's may be < 0)
+            pad = resolve_pad(pad, weight.shape[:n], stride, dilation, self._kind == "transpose")
+        spec = make_spec(n, stride, 0 if same else pad, dilation, self._flipped)
         self.weight, self.bias, self.σ = weight, b, σ
         self.stride, self.dilation = spec.stride, spec.dilation
-        self.pad = flat if flat is not pad else tuple(p for pair in spec.pad for p in pair)
+        self.pad = pad if same else tuple(p for pair in spec.pad for p in pair)
         self._set_outpad(outpad)
         self._check_bias()
 
