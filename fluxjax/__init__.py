@@ -78,6 +78,18 @@ from .layers import (
     trainmode_,
     treelike,
     σ,
+    AdaptiveMaxPool,
+    AdaptiveMeanPool,
+    Bilinear,
+    Embedding,
+    GlobalMaxPool,
+    GlobalMeanPool,
+    MultiHeadAttention,
+    Parallel,
+    PixelShuffle,
+    SamePad,
+    Upsample,
+    flatten,
 )
 from .tracker import (
     Grads,
@@ -168,6 +180,9 @@ __all__ = [
     "LayerNorm", "MaxPool", "Maxout", "MeanPool", "RNN", "RNNCell", "Recur", "SkipConnection",
     "conv", "depthwiseconv", "logcosh", "maxpool", "meanpool", "normalise", "reset_", "selu",
     "softsign", "states", "testmode_", "trainmode_",
+    "AdaptiveMaxPool", "AdaptiveMeanPool", "Bilinear", "Embedding", "GlobalMaxPool",
+    "GlobalMeanPool", "MultiHeadAttention", "Parallel", "PixelShuffle", "SamePad", "Upsample",
+    "flatten",
     # training
     "ADADelta", "ADAGrad", "ADAM", "ADAMW", "AMSGrad", "NADAM", "AdaMax", "DataLoader",
     "Descent", "ExpDecay", "InvDecay", "Momentum", "Nesterov", "Optimiser", "RMSProp",

@@ -20,12 +20,16 @@ from ._activations import (
     tanh,
     σ,
 )
+from ._adaptive import AdaptiveMaxPool, AdaptiveMeanPool, GlobalMaxPool, GlobalMeanPool
+from ._attention import MultiHeadAttention
 from ._basic import Chain, Composed, Dense, activations, compose
-from ._conv import conv, depthwiseconv
+from ._conv import SamePad, conv, depthwiseconv
 from ._convlayers import Conv, ConvTranspose, CrossCor, DepthwiseConv
 from ._display import summary
 from ._dropout import AlphaDropout, Dropout
+from ._embedding import Embedding
 from ._misc import Diagonal, Maxout, SkipConnection, normalise
+from ._modern import Bilinear, Parallel, flatten
 from ._norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from ._pool import MaxPool, MeanPool, maxpool, meanpool
 from ._random import glorot_normal, glorot_uniform, seed
@@ -34,6 +38,7 @@ from ._recurrent import GRUCell, LSTMCell, RNNCell
 from ._stateful import leaf_owners, states, testmode_, trainmode_
 from ._tree import cpu, f32, f64, fmap, gpu, loadparams_, params
 from ._treelike import treelike
+from ._upsample import PixelShuffle, Upsample
 
 __all__ = [
     "AlphaDropout",
@@ -101,6 +106,18 @@ __all__ = [
     "trainmode_",
     "treelike",
     "σ",
+    "AdaptiveMaxPool",
+    "AdaptiveMeanPool",
+    "Bilinear",
+    "Embedding",
+    "GlobalMaxPool",
+    "GlobalMeanPool",
+    "MultiHeadAttention",
+    "Parallel",
+    "PixelShuffle",
+    "SamePad",
+    "Upsample",
+    "flatten",
 ]
 
 register_leaf_finder(leaf_owners)  # gradient(f, model) threads the model's state leaves

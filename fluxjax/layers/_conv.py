@@ -24,19 +24,22 @@ _DIMS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DH
 
 class ConvSpec(NamedTuple):
     """How a convolution slides: per spatial dim ``stride``, ``(lo, hi)`` ``pad`` pairs,
-    ``dilation``; ``flipped=True`` means cross-correlation (no kernel flip)."""
+    ``dilation``; ``flipped=True`` means cross-correlation (no kernel flip); ``groups``
+    splits the channels into that many contiguous blocks, each convolved on its own."""
 
     stride: tuple
     pad: tuple
     dilation: tuple
     flipped: bool = False
+    groups: int = 1
 
 
-def expand(n: int, v, what: str) -> tuple:
-    """One positive int per spatial dim from an int or an ``n``-tuple."""
+def expand(n: int, v, what: str, least: int = 1) -> tuple:
+    """One int ``>= least`` (positive by default) per spatial dim from an int or an ``n``-tuple."""
     t = (v,) * n if isinstance(v, numbers.Integral) else tuple(v)
-    if len(t) != n or not all(isinstance(i, numbers.Integral) and i >= 1 for i in t):
-        raise ValueError(f"{what} must be a positive int or a tuple of {n} of them, got {v!r}")
+    if len(t) != n or not all(isinstance(i, numbers.Integral) and i >= least for i in t):
+        kind = "positive int" if least == 1 else f"int >= {least}"
+        raise ValueError(f"{what} must be a {kind} or a tuple of {n} of them, got {v!r}")
     return tuple(int(i) for i in t)
 
 
@@ -66,8 +69,9 @@ def make_spec(n, stride=1, pad=0, dilation=1, flipped=False) -> ConvSpec:
     )
 
 
-def _lax_conv(x, w, spec: ConvSpec, groups=1):
+def _lax_conv(x, w, spec: ConvSpec, groups=None):
     n = w.ndim - 2
+    groups = spec.groups if groups is None else groups
     if not spec.flipped:
         w = jnp.flip(w, axis=tuple(range(n)))
     dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, _DIMS[n])
@@ -92,7 +96,7 @@ def _transpose_input_shape(x, w, spec: ConvSpec):
         (i - 1) * s + 1 + (kk - 1) * d - lo - hi
         for i, kk, s, d, (lo, hi) in zip(x.shape[1:-1], k, spec.stride, spec.dilation, spec.pad)
     ]
-    return (x.shape[0], *sizes, w.shape[-2])
+    return (x.shape[0], *sizes, w.shape[-2] * spec.groups)
 
 
 @track
@@ -180,3 +184,60 @@ def check_input(layer, x, n: int, channels: int):
             f"got {x.shape[-1]} in shape {tuple(x.shape[unbatched:])}"
         )
     return x, unbatched
+
+
+class SamePad:
+    """SamePad()
+
+    Flux's ``pad=SamePad()`` (also ``pad="same"``): the padding that keeps each spatial
+    size at ``ceil(size / stride)`` (for ``ConvTranspose``, grows it to ``size·stride``),
+    worked out when the layer is built and stored as Flux's flat ``(lo₁, hi₁, …)``: a total
+    of ``dilation·(k - 1)`` per dim, the odd one on the low side.
+
+    >>> from fluxjax.layers import Conv
+    >>> Conv((2, 2), 3, 7, pad=SamePad())
+    Conv((2, 2), 3, 7, pad=(1, 0, 1, 0))
+    """
+
+    def __repr__(self):
+        return "SamePad()"
+
+    def __eq__(self, other):
+        return type(other) is SamePad
+
+    def __hash__(self):
+        return hash(SamePad)
+
+
+def is_same(pad) -> bool:
+    """Is ``pad`` Flux's ``SamePad()`` (or the string ``"same"``, any case)?"""
+    if isinstance(pad, str):
+        if pad.lower() != "same":
+            raise ValueError(f'pad must be a number, a tuple, SamePad() or "same"; got {pad!r}')
+        return True
+    return pad is SamePad or isinstance(pad, SamePad)  # the class itself reads as SamePad()
+
+
+def same_pad(k, stride, dilation) -> tuple:
+    """Flux's ``calc_padding`` for ``SamePad``: the flat ``(lo₁, hi₁, …)`` with
+    ``dilation·(k - 1)`` in all per dim, ``⌈·/2⌉`` of it on the low side.
+
+    >>> same_pad((2, 3), (1, 1), (1, 2))
+    (1, 0, 2, 2)
+    """
+    del stride  # as Flux: the output is ceil(size / stride) without a stride term
+    total = [kk + (kk - 1) * (d - 1) - 1 for kk, d in zip(k, dilation)]
+    return tuple(v for t in total for v in (-(-t // 2), t // 2))
+
+
+def resolve_pad(pad, k, stride=1, dilation=1, transpose=False):
+    """``pad`` as given, or the flat padding ``SamePad()``/``"same"`` stands for: for a
+    transposed convolution Flux's rule with the kernel ``k - stride + 1`` (which may give a
+    negative pad, a crop)."""
+    if not is_same(pad):
+        return pad
+    n = len(k)
+    stride, dilation = expand(n, stride, "stride"), expand(n, dilation, "dilation")
+    if transpose:
+        k = tuple(kk - s + 1 for kk, s in zip(k, stride))
+    return same_pad(k, stride, dilation)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from ..tracker import data, param, state, track
 from ._activations import identity
 from ._checks import last_axis, sizes
-from ._misc import Diagonal, normalise
+from ._misc import Diagonal
 from ._stateful import write
 from ._treelike import register
 
@@ -202,32 +202,48 @@ class GroupNorm(BatchNorm):
         return f", {self.G}"
 
 
+@track
+def _layer_normalise(x, ε):
+    """Flux 0.14's ``normalise(x; dims=1, eps)`` on the last axis: ``(x - μ) / (σ + ε)``,
+    ``σ`` uncorrected. A constant row has ``σ = 0``: its output is 0 and its gradient finite
+    (``σ``'s own derivative is taken as 0 there, where ``sqrt`` has none)."""
+    μ = jnp.mean(x, axis=-1, keepdims=True)
+    v = jnp.mean((x - μ) ** 2, axis=-1, keepdims=True)
+    positive = v > 0
+    σ = jnp.where(positive, jnp.sqrt(jnp.where(positive, v, 1)), 0)
+    return (x - μ) / (σ + ε)
+
+
 @dataclass(eq=False, repr=False, init=False)
 class LayerNorm:
-    """LayerNorm(n)
+    """LayerNorm(n; ε=1e-5)
 
-    Layer normalisation (Ba et al. 2016), as Flux v0.9: ``diag(normalise(x))``, each
-    sample normalised over its features (the last axis, no ε) and then scaled and shifted
-    by the trainable ``Diagonal(n)`` in field ``diag`` (``diag.α``, ``diag.β``). It keeps no
-    running statistics, so ``testmode_`` does not change it.
+    Layer normalisation (Ba et al. 2016), as Flux 0.14: each sample is normalised over its
+    features (the last axis), ``(x - μ) / (σ + ε)`` with ``σ`` the uncorrected standard
+    deviation, then scaled and shifted by the trainable ``Diagonal(n)`` in field ``diag``
+    (``diag.α``, ``diag.β``). ``ε`` (Flux's ``ϵ``, the same keyword) keeps a constant row
+    finite. It keeps no running statistics, so ``testmode_`` does not change it.
 
     >>> import jax.numpy as jnp
-    >>> LayerNorm(3)(jnp.array([[1.0, 2.0, 3.0]])).round(4).tolist()
-    [[-1.2247, 0.0, 1.2247]]
+    >>> LayerNorm(3)(jnp.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])).round(4).tolist()
+    [[-1.2247, 0.0, 1.2247], [0.0, 0.0, 0.0]]
     """
 
     diag: Any
+    ε: float = 1e-5
 
-    def __init__(self, n):
+    def __init__(self, n, *, ε=1e-5):
         isinstance(n, Diagonal) or sizes("LayerNorm", n=n)
         self.diag = n if isinstance(n, Diagonal) else Diagonal(int(n))
+        self.ε = float(ε)
 
     def __call__(self, x):
         last_axis(self, x, self.diag.α.shape[-1])
-        return self.diag(normalise(x, axis=-1))
+        return self.diag(_layer_normalise(x, self.ε))
 
     def __repr__(self):
-        return f"LayerNorm({self.diag.α.shape[-1]})"
+        ε = "" if self.ε == 1e-5 else f", ε={self.ε}"
+        return f"LayerNorm({self.diag.α.shape[-1]}{ε})"
 
 
 for _cls in (BatchNorm, InstanceNorm, GroupNorm, LayerNorm):

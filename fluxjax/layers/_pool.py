@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from ..tracker import track
 from ._checks import positive
-from ._conv import check_input, expand, output_size, pad_pairs
+from ._conv import check_input, expand, is_same, output_size, pad_pairs, resolve_pad
 from ._conv import make_spec as _make_spec
 from ._treelike import register
 
@@ -77,7 +77,8 @@ class MaxPool:
     """MaxPool(k; pad=0, stride=k)
 
     Max pooling over windows of size ``k`` (a tuple, one size per spatial dim) of a
-    batch-first, channels-last input; an unbatched sample works too.
+    batch-first, channels-last input; an unbatched sample works too. ``pad`` as for
+    ``Conv``, ``SamePad()``/``"same"`` included (sizes become ``ceil(size / stride)``).
 
     >>> import jax.numpy as jnp
     >>> m = MaxPool((2, 2))
@@ -95,6 +96,9 @@ class MaxPool:
 
     def __init__(self, k, *, pad=0, stride=None):
         positive(type(self).__name__, k=k, stride=stride)
+        if is_same(pad):  # Flux's SamePad(): sizes become ceil(size / stride)
+            window = expand(len(k) if isinstance(k, tuple) else 1, k, "k")
+            pad = resolve_pad(pad, window, window if stride is None else stride)
         self.k, pairs, self.stride = _args(k, pad, stride)
         self.pad = tuple(p for pair in pairs for p in pair)
 
