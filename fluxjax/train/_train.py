@@ -26,6 +26,7 @@ from . import _sharding as sharding
 from ._callbacks import StopTraining, throttle
 from ._data import DataLoader
 from ._eager import Eager, nonfinite_error, nonfinite_gradient_error
+from ._explicit import as_explicit
 from ._steps import Compiled
 
 __all__ = ["train_"]
@@ -213,6 +214,10 @@ def train_(
     step combines the gradients. Afterwards the params are ordinary arrays on one device
     again. See ``docs/distributed.md``.
 
+    Explicit style: ``opt`` may be ``setup(opt, model)``'s state, with ``loss(model, *item)``;
+    given a rule instead (``train_(loss, model, data, ADAM())`` with a loss that takes the
+    model first), ``train_`` sets it up itself, continuing ``opt``'s state for the model.
+
     A NaN or infinite loss raises ``FloatingPointError`` naming the step (0-based), with
     the params at their values from before that step. ``progress`` shows a tqdm bar with
     the latest loss (default: when stderr is a terminal or in a notebook). Returns the
@@ -227,6 +232,7 @@ def train_(
     >>> losses.shape, float(losses[-1]) < 1e-6
     ((100,), True)
     """
+    opt = as_explicit(loss, ps, data, opt)  # train_(loss, model, data, ADAM()): set up
     if hasattr(opt, "explicit_train_"):  # modern Flux: train_(loss, model, data, setup(...))
         return opt.explicit_train_(
             train_, loss, ps, data, cb=cb, epochs=epochs, progress=progress, jit=jit,
