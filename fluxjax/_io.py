@@ -106,9 +106,11 @@ def write_atomic(path, tensors: dict, metadata: dict) -> None:
 
 
 def _is_opt_state(x) -> bool:
-    from fluxjax.train import OptState  # train sits below _io; imported late to keep it light
-
-    return isinstance(x, OptState)
+    """An ``OptState`` (``setup(opt, model)``), told by its methods: ``train`` writes its
+    checkpoints with ``write_atomic``, so this module does not import it."""
+    return callable(getattr(type(x), "arrays", None)) and callable(
+        getattr(type(x), "load_arrays_", None)
+    )
 
 
 def _write_bytes(path, payload: bytes) -> None:

@@ -1,0 +1,333 @@
+"""``train_(..., checkpoint=folder)``: training that survives being killed.
+
+A ``Checkpointer`` is made before the runner copies the params: it finds every leaf the
+loss reads (the params, and the state leaves one abstract run of the loss touches:
+running statistics, dropout keys, recurrent state), restores them, the optimiser state,
+the data position and the random streams from the newest valid checkpoint in ``folder``,
+and then rides along as a callback that writes a new checkpoint every ``checkpoint_every``
+steps and at each epoch end. Each checkpoint is one safetensors file written atomically
+(``_io.write_atomic``) with a SHA-256 of its arrays; the last two are kept, so a damaged
+newest one falls back to the one before, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from fluxjax import tracker
+from fluxjax._io import write_atomic
+from fluxjax.layers import _random
+from fluxjax.layers._walk import path_of, walk
+
+from . import _opt_arrays
+from . import _sharding as sharding
+from ._data import DataLoader, Position
+from ._optimisers import FluxOptimiser
+
+__all__ = ["Checkpointer"]
+
+_FILE = re.compile(r"step-(\d{9})\.safetensors")
+_KEEP = 2
+_VERSION = 1
+
+
+class Saved(NamedTuple):
+    """One checkpoint read back: its file, its record (``meta``) and its arrays."""
+
+    path: str
+    meta: dict
+    tensors: dict
+
+
+class Leaves(NamedTuple):
+    """The leaves a checkpoint holds: params first, then state, each with its name."""
+
+    leaves: list
+    names: list
+
+
+def _call(loss, item):
+    return loss(*item) if isinstance(item, tuple) else loss(item)
+
+
+def touched_by(loss, plist, item) -> list:
+    """The leaves outside ``plist`` that ``loss(item)`` reads or writes, found by running it
+    abstractly (``jax.eval_shape``) through the bridge, which puts every leaf back."""
+    found = []
+
+    def probe(values):
+        r = tracker.run(_call, (loss, item), plist, list(values))
+        found[:] = r.touched
+        return r.out
+
+    jax.eval_shape(probe, tracker.values_of(plist))
+    return found
+
+
+def _first_item(data):
+    if isinstance(data, DataLoader):
+        return data.batch(np.arange(min(data.batchsize, data.nobs)))
+    return data.items[0]  # a Positioned list
+
+
+def leaves_of(loss, plist, data, model=None) -> Leaves:
+    """The params and the state leaves of this training, named by their path in ``model``
+    or from the loss (its closure) where they are reached, else ``param.i`` / ``state.i``."""
+    own = {id(p) for p in plist}
+    extra = [leaf for leaf in touched_by(loss, plist, _first_item(data)) if id(leaf) not in own]
+    where = {}
+    for root in (model, loss):
+        for f in walk(root) if root is not None else ():
+            if isinstance(f.value, tracker.Tracked):
+                where.setdefault(id(f.value), ".".join(map(str, path_of(f))))
+    names = [where.get(id(p)) or f"param.{i}" for i, p in enumerate(plist)]
+    names += [where.get(id(s)) or f"state.{i}" for i, s in enumerate(extra)]
+    return Leaves(list(plist) + extra, names)
+
+
+def _describe(opt) -> str:
+    return repr(opt) if isinstance(opt, FluxOptimiser) else type(opt).__name__
+
+
+def _checksum(tensors: dict) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _stream_state():
+    with _random._stream.lock:
+        rng = _random._stream.rng
+        return {
+            "seed": _random._stream.seed,
+            "rng": None if rng is None else rng.bit_generator.state,
+        }
+
+
+def _set_stream_state(saved):
+    with _random._stream.lock:
+        _random._stream.seed = saved["seed"]
+        if saved["rng"] is None:
+            _random._stream.rng = None
+        else:
+            _random._stream.rng = np.random.default_rng()
+            _random._stream.rng.bit_generator.state = saved["rng"]
+
+
+class Positioned:
+    """A list or tuple of items iterated epoch after epoch from a ``position`` on, as a
+    ``DataLoader`` is (so a checkpoint can say where a list of batches stood)."""
+
+    def __init__(self, items):
+        self.items, self._epoch, self._batch = items, 0, 0
+        self._started = self._pending = False
+
+    def __len__(self):
+        return len(self.items)
+
+    @property
+    def position(self) -> Position:
+        if self._batch >= len(self):
+            return Position(self._epoch + 1, 0)
+        return Position(self._epoch, self._batch)
+
+    def _resume_at(self, epoch, batch, key_state=None):
+        self._epoch, self._batch, self._pending = epoch, batch, True
+        if batch >= len(self):
+            self._epoch, self._batch = epoch + 1, 0
+
+    def __iter__(self):
+        if self._pending:
+            self._pending = False
+        elif self._started:
+            self._epoch, self._batch = self._epoch + 1, 0
+        self._started = True
+        for k in range(self._batch, len(self)):
+            self._batch = k + 1
+            yield self.items[k]
+
+
+def _positioned(data):
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, (list, tuple)) and data:
+        return Positioned(data)
+    raise ValueError(
+        f"train_(checkpoint=...) needs data it can resume in the middle: a DataLoader or a "
+        f"non-empty list of batches, not a {type(data).__name__}"
+    )
+
+
+def _key_state(data, pos):
+    """The shuffling key at the start of the epoch ``pos`` is in (None for a list)."""
+    if not isinstance(data, DataLoader):
+        return None
+    return data._rng.bit_generator.state if pos.batch == 0 else data._epoch_state
+
+
+def read(path) -> Saved:
+    """One checkpoint file, checked (its record and the SHA-256 of its arrays)."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="np") as f:
+        meta = json.loads((f.metadata() or {}).get("checkpoint", "null"))
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+    if not isinstance(meta, dict) or meta.get("version") != _VERSION:
+        raise ValueError("not a fluxjax checkpoint (no record of version 1)")
+    if _checksum(tensors) != meta.get("checksum"):
+        raise ValueError("its arrays do not match their checksum (damaged)")
+    return Saved(path, meta, tensors)
+
+
+def newest(folder) -> Saved | None:
+    """The newest valid checkpoint in ``folder`` (None if it holds none); a damaged one is
+    skipped with a warning; if every one is damaged, ``ValueError`` names them."""
+    files = sorted((f for f in os.listdir(folder) if _FILE.fullmatch(f)), reverse=True)
+    problems = []
+    for name in files:
+        path = os.path.join(folder, name)
+        try:
+            saved = read(path)
+        except Exception as e:  # noqa: BLE001 - any failure to read means damaged
+            problems.append(f"{path}: {e}")
+            continue
+        if problems:
+            tracker.warn_user(
+                f"train_: skipped damaged checkpoint(s) {problems}; resuming from {path}"
+            )
+        return saved
+    if problems:
+        raise ValueError(
+            "train_(checkpoint=...): every checkpoint in the folder is damaged, so training "
+            f"cannot resume and will not silently restart: {problems}. Remove the folder "
+            f"(or pass another) to start over"
+        )
+    return None
+
+
+def _first_difference(saved: dict, here: dict) -> str:
+    for name, shape in here.items():
+        if name not in saved:
+            return f"it has no entry {name} (shape {tuple(shape)} here)"
+        if tuple(saved[name]) != tuple(shape):
+            return f"entry {name} has shape {tuple(saved[name])} there, {tuple(shape)} here"
+    extra = [n for n in saved if n not in here]
+    return f"it has entries this training does not: {', '.join(extra)}" if extra else ""
+
+
+class Checkpointer:
+    """The checkpoints of one ``train_`` call; also the callback that writes them."""
+
+    def __init__(self, folder, every, loss, ps, plist, data, opt, epochs):
+        if every is not None and (not isinstance(every, int) or every < 1):
+            raise ValueError(
+                f"checkpoint_every must be a whole number of steps >= 1, got {every!r}"
+            )
+        self.folder, self.every, self.opt, self.plist = os.fspath(folder), every, opt, plist
+        self.data, self.epochs = _positioned(data), epochs
+        self.total = epochs * len(self.data)
+        model = None if isinstance(ps, (tracker.Params, list, tuple)) else ps
+        self.named = leaves_of(loss, plist, self.data, model)
+        self.start, self.last, self.losses = 0, 0, np.zeros(0, np.float32)
+        self.loop = self.runner = None
+        os.makedirs(self.folder, exist_ok=True)
+        saved = newest(self.folder)
+        if saved is not None:
+            self._restore(saved)
+
+    def _shapes(self) -> dict:
+        return {n: tuple(np.shape(v)) for n, v in zip(self.named.names, self._values())}
+
+    def _values(self):
+        return tracker.values_of(self.named.leaves)
+
+    def _check(self, saved: Saved):
+        meta, where = saved.meta, f"train_: the checkpoint {saved.path}"
+        if meta["optimiser"] != _describe(self.opt):
+            raise ValueError(
+                f"{where} is of {meta['optimiser']}, this training uses {_describe(self.opt)}"
+            )
+        difference = _first_difference(meta["entries"], self._shapes())
+        if difference:
+            raise ValueError(f"{where} is of another model: {difference}")
+        if meta["batches"] != len(self.data):
+            raise ValueError(
+                f"{where} had {meta['batches']} batches per epoch, this data has {len(self.data)}"
+            )
+        if meta["step"] > self.total:
+            raise ValueError(
+                f"{where} is at step {meta['step']}, past epochs={self.epochs} ({self.total} steps)"
+            )
+
+    def _restore(self, saved: Saved):
+        self._check(saved)
+        opt_arrays = {k[4:]: v for k, v in saved.tensors.items() if k.startswith("opt/")}
+        _opt_arrays.put_named(self.opt, self.plist, opt_arrays, where=saved.path)
+        for leaf, name in zip(*self.named):
+            leaf.data = saved.tensors[f"leaf/{name}"]
+        meta = saved.meta
+        self.data._resume_at(meta["epoch"], meta["batch"], meta["key"])
+        _set_stream_state(meta["stream"])
+        self.start = self.last = meta["step"]
+        self.losses = saved.tensors["losses"]
+
+    @property
+    def epochs_left(self) -> int:
+        return self.epochs - self.data.position.epoch
+
+    def attach(self, loop, runner):
+        self.loop, self.runner = loop, runner
+
+    def _opt_state(self):
+        state = getattr(self.runner, "state", None)  # the compiled runner's carry
+        if state is None:
+            return _opt_arrays.current_state(self.opt, self.plist)
+        return sharding.gather(self.runner.layout, state)
+
+    def __call__(self):
+        """After each step or chunk: write a checkpoint when one is due."""
+        step, pos = self.start + self.loop.nsteps, self.data.position
+        due = step - self.last >= self.every if self.every else pos.batch == 0
+        if due and step > self.last:
+            self.loop.check(wait=True)  # never save a state that went non-finite
+            self.write(step, pos, self._opt_state())
+
+    def finish(self):
+        """At the end: the last checkpoint, and every loss so far (earlier runs' too)."""
+        step = self.start + self.loop.nsteps
+        if step > self.last:
+            self.write(step, self.data.position, _opt_arrays.current_state(self.opt, self.plist))
+        return jax.numpy.asarray(np.concatenate([self.losses, self.loop.host()]))
+
+    def write(self, step, pos, opt_state):
+        """Write the checkpoint of step ``step`` (atomically), keep the last two."""
+        self.last = step
+        if jax.process_index() != 0:
+            return  # one writer: after a step every process holds the same values
+        tensors = {f"leaf/{n}": np.asarray(v) for n, v in zip(self.named.names, self._values())}
+        for name, a in _opt_arrays.named_state(self.opt, self.plist, opt_state).items():
+            tensors[f"opt/{name}"] = a
+        tensors["losses"] = np.concatenate([self.losses, self.loop.host()]).astype(np.float32)
+        meta = {
+            "version": _VERSION, "step": step, "epoch": pos.epoch, "batch": pos.batch,
+            "key": _key_state(self.data, pos), "stream": _stream_state(),
+            "optimiser": _describe(self.opt), "batches": len(self.data),
+            "entries": self._shapes(), "epochs": self.epochs, "done": step == self.total,
+        }  # fmt: skip
+        meta["checksum"] = _checksum(tensors)
+        path = os.path.join(self.folder, f"step-{step:09d}.safetensors")
+        write_atomic(
+            path, tensors, {"format": "fluxjax-checkpoint", "checkpoint": json.dumps(meta)}
+        )
+        for old in sorted(f for f in os.listdir(self.folder) if _FILE.fullmatch(f))[:-_KEEP]:
+            os.remove(os.path.join(self.folder, old))
