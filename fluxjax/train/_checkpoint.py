@@ -12,38 +12,22 @@ newest one falls back to the one before, with a warning.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax._io import write_atomic
-from fluxjax.layers import _random
 from fluxjax.layers._walk import path_of, walk
 
+from . import _checkpoint_files as files
 from . import _opt_arrays
 from . import _sharding as sharding
 from ._data import DataLoader, Position
 from ._optimisers import FluxOptimiser
 
 __all__ = ["Checkpointer"]
-
-_FILE = re.compile(r"step-(\d{9})\.safetensors")
-_KEEP = 2
-_VERSION = 1
-
-
-class Saved(NamedTuple):
-    """One checkpoint read back: its file, its record (``meta``) and its arrays."""
-
-    path: str
-    meta: dict
-    tensors: dict
 
 
 class Leaves(NamedTuple):
@@ -94,34 +78,6 @@ def leaves_of(loss, plist, data, model=None) -> Leaves:
 
 def _describe(opt) -> str:
     return repr(opt) if isinstance(opt, FluxOptimiser) else type(opt).__name__
-
-
-def _checksum(tensors: dict) -> str:
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _stream_state():
-    with _random._stream.lock:
-        rng = _random._stream.rng
-        return {
-            "seed": _random._stream.seed,
-            "rng": None if rng is None else rng.bit_generator.state,
-        }
-
-
-def _set_stream_state(saved):
-    with _random._stream.lock:
-        _random._stream.seed = saved["seed"]
-        if saved["rng"] is None:
-            _random._stream.rng = None
-        else:
-            _random._stream.rng = np.random.default_rng()
-            _random._stream.rng.bit_generator.state = saved["rng"]
 
 
 class Positioned:
@@ -175,46 +131,6 @@ def _key_state(data, pos):
     return data._rng.bit_generator.state if pos.batch == 0 else data._epoch_state
 
 
-def read(path) -> Saved:
-    """One checkpoint file, checked (its record and the SHA-256 of its arrays)."""
-    from safetensors import safe_open
-
-    with safe_open(path, framework="np") as f:
-        meta = json.loads((f.metadata() or {}).get("checkpoint", "null"))
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
-    if not isinstance(meta, dict) or meta.get("version") != _VERSION:
-        raise ValueError("not a fluxjax checkpoint (no record of version 1)")
-    if _checksum(tensors) != meta.get("checksum"):
-        raise ValueError("its arrays do not match their checksum (damaged)")
-    return Saved(path, meta, tensors)
-
-
-def newest(folder) -> Saved | None:
-    """The newest valid checkpoint in ``folder`` (None if it holds none); a damaged one is
-    skipped with a warning; if every one is damaged, ``ValueError`` names them."""
-    files = sorted((f for f in os.listdir(folder) if _FILE.fullmatch(f)), reverse=True)
-    problems = []
-    for name in files:
-        path = os.path.join(folder, name)
-        try:
-            saved = read(path)
-        except Exception as e:  # noqa: BLE001 - any failure to read means damaged
-            problems.append(f"{path}: {e}")
-            continue
-        if problems:
-            tracker.warn_user(
-                f"train_: skipped damaged checkpoint(s) {problems}; resuming from {path}"
-            )
-        return saved
-    if problems:
-        raise ValueError(
-            "train_(checkpoint=...): every checkpoint in the folder is damaged, so training "
-            f"cannot resume and will not silently restart: {problems}. Remove the folder "
-            f"(or pass another) to start over"
-        )
-    return None
-
-
 def _first_difference(saved: dict, here: dict) -> str:
     for name, shape in here.items():
         if name not in saved:
@@ -241,7 +157,7 @@ class Checkpointer:
         self.start, self.last, self.losses = 0, 0, np.zeros(0, np.float32)
         self.loop = self.runner = None
         os.makedirs(self.folder, exist_ok=True)
-        saved = newest(self.folder)
+        saved = files.newest(self.folder)
         if saved is not None:
             self._restore(saved)
 
@@ -251,7 +167,7 @@ class Checkpointer:
     def _values(self):
         return tracker.values_of(self.named.leaves)
 
-    def _check(self, saved: Saved):
+    def _check(self, saved: files.Saved):
         meta, where = saved.meta, f"train_: the checkpoint {saved.path}"
         if meta["optimiser"] != _describe(self.opt):
             raise ValueError(
@@ -269,7 +185,7 @@ class Checkpointer:
                 f"{where} is at step {meta['step']}, past epochs={self.epochs} ({self.total} steps)"
             )
 
-    def _restore(self, saved: Saved):
+    def _restore(self, saved: files.Saved):
         self._check(saved)
         opt_arrays = {k[4:]: v for k, v in saved.tensors.items() if k.startswith("opt/")}
         _opt_arrays.put_named(self.opt, self.plist, opt_arrays, where=saved.path)
@@ -277,7 +193,7 @@ class Checkpointer:
             leaf.data = saved.tensors[f"leaf/{name}"]
         meta = saved.meta
         self.data._resume_at(meta["epoch"], meta["batch"], meta["key"])
-        _set_stream_state(meta["stream"])
+        files.set_stream_state(meta["stream"])
         self.start = self.last = meta["step"]
         self.losses = saved.tensors["losses"]
 
@@ -319,15 +235,9 @@ class Checkpointer:
             tensors[f"opt/{name}"] = a
         tensors["losses"] = np.concatenate([self.losses, self.loop.host()]).astype(np.float32)
         meta = {
-            "version": _VERSION, "step": step, "epoch": pos.epoch, "batch": pos.batch,
-            "key": _key_state(self.data, pos), "stream": _stream_state(),
+            "step": step, "epoch": pos.epoch, "batch": pos.batch,
+            "key": _key_state(self.data, pos), "stream": files.stream_state(),
             "optimiser": _describe(self.opt), "batches": len(self.data),
             "entries": self._shapes(), "epochs": self.epochs, "done": step == self.total,
         }  # fmt: skip
-        meta["checksum"] = _checksum(tensors)
-        path = os.path.join(self.folder, f"step-{step:09d}.safetensors")
-        write_atomic(
-            path, tensors, {"format": "fluxjax-checkpoint", "checkpoint": json.dumps(meta)}
-        )
-        for old in sorted(f for f in os.listdir(self.folder) if _FILE.fullmatch(f))[:-_KEEP]:
-            os.remove(os.path.join(self.folder, old))
+        files.write(self.folder, step, tensors, meta)
