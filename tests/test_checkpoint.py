@@ -142,3 +142,42 @@ def test_train_starts_where_the_position_says(jit):
     assert rest.shape == (2,) and tuple(d2.position) == (1, 0)
     assert tuple(d1.position) == (1, 0)
     assert full.shape == (6,)
+
+
+def test_checkpoint_every_without_a_folder_raises():
+    m, d = setup()
+    with pytest.raises(ValueError, match="checkpoint_every= needs checkpoint=folder"):
+        fj.train_(lambda x, y: fj.mse(m(x), y), m, d, fj.ADAM(), checkpoint_every=2)
+
+
+def test_an_eager_loss_that_needs_values_resumes(tmp_path):
+    def run(folder, stop_after=None):
+        m, d = setup()
+        seen = []
+
+        def loss(x, y):
+            l = fj.mse(m(x), y)
+            seen.append(float(fj.data(l)))  # needs a concrete value: jit=False
+            return l
+
+        def cb():
+            if len(seen) == stop_after:
+                fj.stop()
+
+        fj.train_(loss, m, d, fj.ADAM(0.01), jit=False, cb=cb, epochs=2, checkpoint=folder)
+        return m
+
+    run(tmp_path / "a", stop_after=8)  # stops inside epoch 1 (the epoch-0 checkpoint is kept)
+    assert_same(run(tmp_path / "a"), run(tmp_path / "b"))
+
+
+def test_the_explicit_style_names_entries_by_their_place_in_the_model(tmp_path):
+    from safetensors import safe_open
+
+    m, d = setup()
+    fj.train_(lambda m, x, y: fj.mse(m(x), y), m, d, fj.setup(fj.ADAM(), m), checkpoint=tmp_path)
+    (path,) = glob.glob(str(tmp_path / "step-*.safetensors"))
+    with safe_open(path, framework="np") as f:
+        names = set(f.keys())  # noqa: SIM118
+    assert {"leaf/model.0.W", "leaf/model.2.b", "opt/0.0.count", "losses"} <= names
+    assert any(n.startswith("leaf/model.1.") for n in names)  # BatchNorm's statistics

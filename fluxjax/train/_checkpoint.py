@@ -27,7 +27,7 @@ from . import _sharding as sharding
 from ._data import DataLoader, Position
 from ._optimisers import FluxOptimiser
 
-__all__ = ["Checkpointer"]
+__all__ = ["Checkpointer", "checkpointer"]
 
 
 class Leaves(NamedTuple):
@@ -43,7 +43,8 @@ def _call(loss, item):
 
 def touched_by(loss, plist, item) -> list:
     """The leaves outside ``plist`` that ``loss(item)`` reads or writes, found by running it
-    abstractly (``jax.eval_shape``) through the bridge, which puts every leaf back."""
+    through the bridge, which puts every leaf back: abstractly (``jax.eval_shape``), or on
+    the concrete values for a loss that needs them (``float``, ``if`` on a value)."""
     found = []
 
     def probe(values):
@@ -51,8 +52,19 @@ def touched_by(loss, plist, item) -> list:
         found[:] = r.touched
         return r.out
 
-    jax.eval_shape(probe, tracker.values_of(plist))
+    try:
+        jax.eval_shape(probe, tracker.values_of(plist))
+    except _NEEDS_VALUES:
+        probe(tracker.values_of(plist))
     return found
+
+
+_NEEDS_VALUES = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
 
 
 def _first_item(data):
@@ -139,6 +151,16 @@ def _first_difference(saved: dict, here: dict) -> str:
             return f"entry {name} has shape {tuple(saved[name])} there, {tuple(shape)} here"
     extra = [n for n in saved if n not in here]
     return f"it has entries this training does not: {', '.join(extra)}" if extra else ""
+
+
+def checkpointer(folder, every, loss, ps, plist, data, opt, epochs):
+    """The ``Checkpointer`` of ``train_(checkpoint=folder, checkpoint_every=every)``, or
+    None without a folder."""
+    if folder is None:
+        if every is not None:
+            raise ValueError("checkpoint_every= needs checkpoint=folder, where to write them")
+        return None
+    return Checkpointer(folder, every, loss, ps, plist, data, opt, epochs)
 
 
 class Checkpointer:

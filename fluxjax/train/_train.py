@@ -24,7 +24,7 @@ from fluxjax._optional import require
 
 from . import _sharding as sharding
 from ._callbacks import StopTraining, throttle
-from ._checkpoint import Checkpointer
+from ._checkpoint import checkpointer
 from ._data import DataLoader
 from ._eager import Eager, nonfinite_error, nonfinite_gradient_error
 from ._explicit import as_explicit
@@ -277,10 +277,10 @@ def train_(
         except ImportError:
             show = False
     total = len(data) * epochs if hasattr(data, "__len__") else None
-    ckpt = None
-    if checkpoint is not None:  # restores before the runner copies the values
-        ckpt = Checkpointer(checkpoint, checkpoint_every, loss, ps, plist, data, opt, epochs)
-        data, callbacks = ckpt.data, [*callbacks, ckpt]
+    # restores a checkpoint (before the runner copies the values), then writes them as a callback
+    ckpt = checkpointer(checkpoint, checkpoint_every, loss, ps, plist, data, opt, epochs)
+    if ckpt is not None:
+        data, callbacks, total = ckpt.data, [*callbacks, ckpt], ckpt.total - ckpt.start
     runner = Compiled(loss, plist, opt, layout) if jit else Eager(loss, plist, opt)
     bar = _Bar(total) if show else None
     loop = _Loop(runner, callbacks, bar)
