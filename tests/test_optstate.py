@@ -117,3 +117,15 @@ def test_the_implicit_style_with_a_model_is_unchanged():
     losses = fj.train_(lambda x, y: loss(m, x, y), m, [(X, Y)] * 3, fj.Descent(0.1))
     assert losses.shape == (3,) and float(losses[-1]) < float(losses[0])
     assert isinstance(fj.params(m), Params)
+
+
+def test_grads_with_no_gradient_for_any_param_raise():
+    fj.seed(4)
+    d = fj.Dense(3, 1)
+    s = fj.setup(fj.Descent(0.1), d)
+    before = np.asarray(d.W.data)
+    bare = type(d).__new__(type(d))  # a Dense holding nothing: no gradient anywhere
+    object.__setattr__(bare, "__dict__", {k: None for k in vars(d)})
+    with pytest.raises(ValueError, match="holds no gradient for any param"):
+        fj.update_(s, d, bare)
+    assert np.array_equal(before, d.W.data)

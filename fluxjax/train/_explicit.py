@@ -88,7 +88,14 @@ class OptState:
         """``update_(state, model, grads)``: one step of ``opt`` on ``model``'s params."""
         self._check(model)
         check_grads(model, grads)
-        _update.update_(self.opt, self.params, _aligned(model, grads, self.params))
+        found = _aligned(model, grads, self.params)
+        if all(g is None for g in found):
+            raise ValueError(
+                f"update_(state, model, grads): grads (a {type(grads).__name__}) holds no "
+                f"gradient for any param of the model; pass withgradient(f, model)[1] or "
+                f"gradient(f, model)[0]"
+            )
+        _update.update_(self.opt, self.params, found)
         return model
 
     def arrays(self) -> dict:

@@ -121,8 +121,9 @@ def _leaf(p, g, path) -> None:
             f"grads at {_where(path)} is a {type(g).__name__} where the model has a param "
             f"of shape {tuple(p.shape)}. {_HINT}"
         )
-    if tuple(np.shape(g)) != tuple(p.shape):
+    shape = tuple(getattr(g, "shape", np.shape(g)))
+    if shape != tuple(p.shape):
         raise ValueError(
-            f"grads at {_where(path)} has shape {tuple(np.shape(g))}, the param there has "
+            f"grads at {_where(path)} has shape {shape}, the param there has "
             f"shape {tuple(p.shape)}: gradients of another architecture? {_HINT}"
         )
