@@ -217,11 +217,19 @@ class Compiled:
         return (self.arrays, self.extras, self.state, self.status)
 
     def _retrace(self, r):
-        """The trace touched leaves outside the carry: add them as extras, compile again."""
+        """The trace touched leaves outside the carry (add them as extras), or asked for a
+        ``setup`` outside the trace (a recurrent carry taking its batch's shape): compile
+        again."""
+        if r.setup is not None:
+            self.sync()  # the leaves hold the carried values while setup runs
+            r.setup()
+            self.resume()
         known = {id(p) for p in self.plist + self.entry.extras}
         new = [p for p in r.leaves if id(p) not in known]
-        if not new:
+        if not new and r.setup is None:
             raise RuntimeError("train_: the loss keeps touching leaves it cannot thread") from r
+        if not new:
+            return
         self.entry.extras.extend(new)
         self.entry.build()
         added = sharding.place_data(self.layout, _copies(tracker.values_of(new)))
