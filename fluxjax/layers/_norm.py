@@ -20,7 +20,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ..tracker import check, data, param, state, track
+from ..tracker import check, data, param, state, static, track
 from ._activations import identity
 from ._misc import Diagonal, normalise
 from ._stateful import write
@@ -112,7 +112,7 @@ class BatchNorm:
     def __call__(self, x):
         x = x if hasattr(x, "shape") else jnp.asarray(x)
         self._check(x)
-        if not self.active:
+        if not static(self, "active"):
             y = _running_norm(x, self.γ, self.β, self.μ, self.σ2, self.ε, self._groups)
             return y if self.λ is identity else self.λ(y)
         axes = self._axes(len(x.shape) + (self._groups > 0))

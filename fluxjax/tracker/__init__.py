@@ -21,7 +21,7 @@ from ._bridge import (
     values_of,
     write_back,
 )
-from ._cache import Cache, cache_sizes, clear_caches
+from ._cache import Cache, Guards, cache_sizes, clear_caches, noting_statics, static
 from ._derivatives import gradcheck, hessian, jacobian
 from ._gradient import checkpoint, forward, gradient, hook, swapped
 from ._graph import warn_user
@@ -44,5 +44,5 @@ __all__ = [
     # the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
     "raise_failed", "register_leaf_finder", "run", "values_of", "warn_user", "write_back",
-    "is_freed", "resize", "transaction",
+    "is_freed", "resize", "transaction", "Guards", "noting_statics", "static",
 ]  # fmt: skip
