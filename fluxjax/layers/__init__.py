@@ -31,6 +31,7 @@ from ._embedding import Embedding
 from ._misc import Diagonal, Maxout, SkipConnection, normalise
 from ._modern import Bilinear, Parallel, flatten
 from ._norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
+from ._partition import combine, partition
 from ._pool import MaxPool, MeanPool, maxpool, meanpool
 from ._random import glorot_normal, glorot_uniform, seed
 from ._recur import GRU, LSTM, RNN, Recur, reset_, truncate_
@@ -67,6 +68,7 @@ __all__ = [
     "Recur",
     "SkipConnection",
     "activations",
+    "combine",
     "compose",
     "conv",
     "cpu",
@@ -90,6 +92,7 @@ __all__ = [
     "meanpool",
     "normalise",
     "params",
+    "partition",
     "relu",
     "reset_",
     "seed",
