@@ -161,7 +161,8 @@ def with_members(markdown: str) -> str:
 def on_page_markdown(markdown, page, **kwargs):
     """Fill in the API pages' member lists; warn (an error under ``--strict``) about each
     doctest line outside a fence."""
-    markdown = with_members(markdown)
+    if page.file.src_uri.startswith("api/"):
+        markdown = with_members(markdown)
     for number in bare_doctest_lines(markdown):
         log.warning(
             f"{page.file.src_uri}:{number}: doctest line outside a fenced code block; "
