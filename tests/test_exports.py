@@ -8,6 +8,7 @@ The lists: ``fluxjax.tracker.__all__``, ``fluxjax.layers.__all__``, ``fluxjax.tr
 """
 
 import ast
+import doctest
 import importlib.util
 import shutil
 import subprocess
@@ -92,7 +93,9 @@ def test_the_top_level_source_names_no_subpackage_name():
 
 
 def test_the_api_pages_take_their_members_from_the_lists():
-    fill = hooks().with_members
+    module = hooks()
+    assert doctest.testmod(module).failed == 0  # the hook's own examples
+    fill = module.with_members
     for module, page in [*PAGES.items(), ("fluxjax.distributed", "distributed")]:
         text = (ROOT / f"docs/api/{page}.md").read_text(encoding="utf-8")
         assert f"members: {module}.__all__" in text, page
@@ -122,12 +125,36 @@ def expected_entries() -> list[tuple[str, str]]:
     return entries
 
 
+NEW_NAME = '''
+
+def brand_new(x):
+    """brand_new(x) -> x, a name added once, to ``fluxjax.layers.__all__``."""
+    return x
+'''
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site")
-    run = build(ROOT, out)
+def tree(tmp_path_factory) -> Path:
+    """A copy of the package and docs with one more name, added to one list and nowhere else:
+    ``brand_new``, in ``fluxjax.layers.__all__``."""
+    root = tmp_path_factory.mktemp("tree")
+    shutil.copytree(ROOT / "fluxjax", root / "fluxjax", ignore=shutil.ignore_patterns("*.pyc"))
+    shutil.copytree(ROOT / "docs", root / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", root)
+    for name in ("notebooks", "benchmarks"):
+        (root / name).symlink_to(ROOT / name)
+    layers = root / "fluxjax/layers/__init__.py"
+    text = layers.read_text(encoding="utf-8").replace("\n]\n", '\n    "brand_new",\n]\n', 1)
+    layers.write_text(text + NEW_NAME, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(tree) -> Path:
+    """The strict docs build of ``tree``."""
+    run = build(tree, tree / "site")
     assert run.returncode == 0 and not warnings(run), f"{run.stdout}\n{run.stderr}"
-    return out
+    return tree / "site"
 
 
 def test_every_public_name_is_on_its_api_page(site):
@@ -137,27 +164,9 @@ def test_every_public_name_is_on_its_api_page(site):
     assert not missing and not pages, f"not on the API pages: {missing}, no page: {pages}"
 
 
-NEW_NAME = '''
-
-def brand_new(x):
-    """brand_new(x) -> x, a name added once, to ``fluxjax.layers.__all__``."""
-    return x
-'''
-
-
-def test_a_new_name_needs_one_edit(tmp_path):
-    """A function added to one list is importable from the top level and on its API page."""
-    shutil.copytree(ROOT / "fluxjax", tmp_path / "fluxjax", ignore=shutil.ignore_patterns("*.pyc"))
-    shutil.copytree(ROOT / "docs", tmp_path / "docs")
-    shutil.copy(ROOT / "mkdocs.yml", tmp_path)
-    for name in ("notebooks", "benchmarks"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    layers = tmp_path / "fluxjax/layers/__init__.py"
-    text = layers.read_text(encoding="utf-8").replace("\n]\n", '\n    "brand_new",\n]\n', 1)
-    layers.write_text(text + NEW_NAME, encoding="utf-8")
+def test_a_new_name_needs_one_edit(tree, site):
+    """A function added to one list is a top-level name and on its API page."""
     code = "import fluxjax as fj; assert fj.brand_new(3) == 3 and 'brand_new' in fj.__all__"
-    imported = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True)
+    imported = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True)
     assert imported.returncode == 0, imported.stderr.decode()
-    run = build(tmp_path, tmp_path / "site")
-    assert run.returncode == 0, run.stderr
-    assert "fluxjax.layers.brand_new" in documented(tmp_path / "site")["layers"]
+    assert "fluxjax.layers.brand_new" in documented(site)["layers"]
