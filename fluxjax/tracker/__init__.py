@@ -1,6 +1,7 @@
 """fluxjax.tracker: tracked values and imperative gradients, with JAX doing the calculus.
 
-Besides the user's API, a small seam for the compiled paths (``train_``, ``fluxjax.jit``):
+Besides the user's API (``__all__``), a small seam for the compiled paths (``train_``,
+``fluxjax.jit``), listed in ``TRACKER_ONLY``:
 ``run`` (the bridge from imperative code over leaves to a pure function of arrays),
 ``Retrace``, ``check``/``raise_failed``, ``values_of``/``grads_of``/``assign``/``write_back``,
 and ``Cache``. Nothing outside the tracker touches a leaf's cell or ``_grad``.
