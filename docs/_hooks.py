@@ -8,12 +8,16 @@
 - A doctest line (``>>>``) outside a fenced code block is a warning, so ``--strict`` fails
   on it with the page, the line and the fix: Markdown would read it as nested quotes, and
   its output lines (``[(2, 5), (2, 5)]``) as cross-references.
+- The API pages name no public name: a ``members: fluxjax.sub.LIST`` option becomes that
+  list, and a line ``::: fluxjax.sub.LIST`` one ``::: fluxjax.sub.NAME`` block per name, read
+  from the source (each public name is declared once, in a list such as its ``__all__``).
 
 Plain nbformat JSON and a few lines of Markdown: fast, offline, no extra plugin.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -27,6 +31,9 @@ BENCHMARKS = ROOT / "benchmarks"
 _LOCAL_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\((?![a-z]+:|#)[^)]*\)")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _DOCTEST = re.compile(r"^ {0,3}>>>")
+_LIST = r"(?P<module>fluxjax[\w.]*)\.(?P<list>__all__|[A-Z_]+)[ \t]*$"
+_MEMBERS = re.compile(r"^(?P<indent>\s+)members: " + _LIST, re.M)
+_BLOCKS = re.compile(r"^::: " + _LIST, re.M)
 log = get_plugin_logger("fluxjax")
 
 
@@ -101,8 +108,61 @@ def bare_doctest_lines(markdown: str) -> list[int]:
     return found
 
 
+def _module_path(module: str) -> Path:
+    path = ROOT.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def declared(module: str, name: str = "__all__") -> list[str]:
+    """The names of the list literal ``name = [...]`` in ``module``'s source, less submodules.
+
+    Read statically (nothing is imported); for ``fluxjax.__all__`` that is the top level's
+    own names, before it appends each subpackage's ``__all__``. A submodule has its own page.
+
+    >>> declared("fluxjax", "__all__")
+    ['jit', 'load', 'save']
+    """
+    tree = ast.parse(_module_path(module).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            name
+        ]:
+            names = ast.literal_eval(node.value)
+            return [n for n in names if not _module_path(f"{module}.{n}").exists()]
+    raise LookupError(f"{module} has no list literal {name} = [...] in its source")
+
+
+def with_members(markdown: str) -> str:
+    """``markdown`` with each ``members: fluxjax.sub.LIST`` option replaced by that list and
+    each ``::: fluxjax.sub.LIST`` line by one ``::: fluxjax.sub.NAME`` block per name.
+
+    >>> print(with_members("::: fluxjax.__all__\\n\\n::: fluxjax\\n    members: fluxjax.__all__"))
+    ::: fluxjax.jit
+    <BLANKLINE>
+    ::: fluxjax.load
+    <BLANKLINE>
+    ::: fluxjax.save
+    <BLANKLINE>
+    ::: fluxjax
+        members: [jit, load, save]
+    """
+
+    def members(match: re.Match) -> str:
+        names = ", ".join(declared(match["module"], match["list"]))
+        return f"{match['indent']}members: [{names}]"
+
+    def blocks(match: re.Match) -> str:
+        names = declared(match["module"], match["list"])
+        return "\n\n".join(f"::: {match['module']}.{name}" for name in names)
+
+    return _BLOCKS.sub(blocks, _MEMBERS.sub(members, markdown))
+
+
 def on_page_markdown(markdown, page, **kwargs):
-    """Warn (an error under ``--strict``) about each doctest line outside a fence."""
+    """Fill in the API pages' member lists; warn (an error under ``--strict``) about each
+    doctest line outside a fence."""
+    if page.file.src_uri.startswith("api/"):
+        markdown = with_members(markdown)
     for number in bare_doctest_lines(markdown):
         log.warning(
             f"{page.file.src_uri}:{number}: doctest line outside a fenced code block; "

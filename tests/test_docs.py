@@ -39,6 +39,7 @@ PAGES = [
     "api/layers/index.html",
     "api/train/index.html",
     "api/numpy/index.html",
+    "api/distributed/index.html",
 ]
 EXAMPLE_PAGES = ["tracker.md", "layers.md", "interop.md", "checkpoints.md"]
 

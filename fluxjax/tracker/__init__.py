@@ -1,6 +1,7 @@
 """fluxjax.tracker: tracked values and imperative gradients, with JAX doing the calculus.
 
-Besides the user's API, a small seam for the compiled paths (``train_``, ``fluxjax.jit``):
+Besides the user's API (``__all__``), a small seam for the compiled paths (``train_``,
+``fluxjax.jit``), listed in ``TRACKER_ONLY``:
 ``run`` (the bridge from imperative code over leaves to a pure function of arrays),
 ``Retrace``, ``check``/``raise_failed``, ``values_of``/``grads_of``/``assign``/``write_back``,
 and ``Cache``. Nothing outside the tracker touches a leaf's cell or ``_grad``.
@@ -37,13 +38,19 @@ from ._trace import check
 
 _install_interop(Tracked)  # NumPy protocols, plain-JAX errors, PyTorch habits
 
+# The user's API: every name here is also a top-level name (`fluxjax/__init__.py` star-imports
+# this list and appends it to its own `__all__`), and docs/api/tracker.md documents it.
 __all__ = [
-    # tracked values and their gradients (the user's API)
     "Grads", "Params", "Tracked", "TrackedArray", "TrackedReal", "back_", "checkpoint", "data",
-    "forward", "grad", "gradcheck", "gradient", "hessian", "hook", "is_tracked", "jacobian",
-    "param", "state", "swapped", "track", "update_", "clear_caches", "TrackedTypeError",
-    "forward_jacobian", "forwarddiff",
-    # the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md
+    "forward", "grad", "gradcheck", "gradient", "hessian", "hook", "jacobian", "param", "state",
+    "track", "clear_caches", "forward_jacobian", "forwarddiff",
+]  # fmt: skip
+
+# Names only ``fluxjax.tracker.NAME`` gives (documented on the same page): a few user names
+# the top level leaves out (its ``update_`` is ``fluxjax.train``'s, which extends this one),
+# then the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md.
+TRACKER_ONLY = [
+    "is_tracked", "swapped", "update_", "TrackedTypeError",
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
     "raise_failed", "register_leaf_finder", "run", "values_of", "warn_user", "write_back",
     "is_freed", "resize", "transaction", "Guards", "noting_statics", "static",
