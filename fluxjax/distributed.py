@@ -9,11 +9,14 @@ only. See ``docs/distributed.md``.
 """
 
 import jax
+import numpy as np
 
 from . import _config
 from .train._sharding import device_bytes
 
-__all__ = ["initialize", "shutdown", "process_index", "process_count", "device_bytes"]
+__all__ = [
+    "initialize", "shutdown", "process_index", "process_count", "mean", "device_bytes",
+]  # fmt: skip
 
 
 def initialize(
@@ -68,3 +71,24 @@ def process_index() -> int:
 def process_count() -> int:
     """process_count() → the number of processes in the run (1 without ``initialize``)."""
     return jax.process_count()
+
+
+def mean(x):
+    """mean(x) → the average of ``x`` (a number or an array, the same shape in every
+    process) over the processes of the run; ``x`` itself in a one-process run.
+
+    Every process must call it (it is a collective), e.g. to report one validation loss
+    for the whole run after each process evaluated its part of the data. Computed in
+    float32 (JAX's default precision); a number gives a float, an array a NumPy array.
+
+    >>> import fluxjax as fj
+    >>> fj.distributed.mean(0.25)  # one process
+    0.25
+    """
+    if jax.process_count() == 1:
+        return x
+    from jax.experimental import multihost_utils
+
+    every = multihost_utils.process_allgather(np.asarray(x, np.float32))
+    average = np.mean(every, axis=0, dtype=np.float32)
+    return float(average) if np.ndim(x) == 0 and not isinstance(x, np.ndarray) else average

@@ -1,0 +1,76 @@
+"""Child processes of ``test_distributed_loop.py``: a two-process gloo run (2 CPU devices
+each) of an epoch loop. ``python tests/_distributed_child_loop.py MODE I PORT OUT [...]``
+runs process I of mode MODE and writes ``OUT/MODE{I}.json``; ``python ... oracle OUT``
+runs the same loop on one device in one process.
+
+The model, data and loop are tiny on purpose: the point is which calls work and what
+they give, on a machine shared by many test runs.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import fluxjax as fj
+
+BATCH = 8
+
+
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(32, 3)).astype(np.float32), rng.normal(size=(32, 2)).astype(np.float32)
+
+
+def model():
+    fj.seed(0)
+    return fj.Chain(fj.Dense(3, 4, fj.relu), fj.Dense(4, 2))
+
+
+def flat(m):
+    return [np.asarray(p.data).ravel().tolist() for p in fj.params(m)]
+
+
+def epoch_loop(devices, shard):
+    """Three ``train_`` calls on one model and optimiser (a shuffled DataLoader, a list of
+    batches, the DataLoader again), each with a callback, each followed by an evaluation
+    by a plain call and by ``fj.jit``."""
+    X, Y = data()
+    m, opt, seen, evals = model(), fj.ADAM(0.01), [], []
+    loss = lambda x, y: fj.mse(m(x), y)  # noqa: E731
+    cb = lambda: seen.append(float(np.asarray(m.layers[0].W.data).sum()))  # noqa: E731
+    evaluate = fj.jit(lambda x, y: fj.mse(m(x), y))
+    loader = fj.DataLoader((X, Y), BATCH, shuffle=True, key=1, shard=shard)
+    listed = [(X[i : i + BATCH], Y[i : i + BATCH]) for i in range(0, 32, BATCH)]
+    losses = []
+    for d in (loader, listed, loader):
+        losses += np.asarray(fj.train_(loss, m, d, opt, cb=cb, devices=devices)).tolist()
+        evals.append([float(fj.mse(m(X), Y)), float(evaluate(X, Y))])
+    return {"losses": losses, "callbacks": seen, "evals": evals, "params": flat(m)}
+
+
+def oracle(out):
+    json.dump(epoch_loop(None, False), open(os.path.join(out, "oracle.json"), "w"))
+
+
+def loop(i, port, out):
+    fj.distributed.initialize(f"127.0.0.1:{port}", 2, i)
+    result = epoch_loop("all", True)
+    mine = np.array([i, 10.0 * i], np.float32)
+    result["mean"] = {
+        "float": fj.distributed.mean(float(i + 1)),
+        "array": np.asarray(fj.distributed.mean(mine)).tolist(),
+    }
+    json.dump(result, open(os.path.join(out, f"loop{i}.json"), "w"))
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    mode, *args = sys.argv[1:]
+    if mode == "oracle":
+        oracle(args[0])
+    else:
+        globals()[mode](int(args[0]), int(args[1]), args[2], *args[3:])
+    print(f"{mode} done in {time.monotonic() - started:.1f} s", flush=True)
