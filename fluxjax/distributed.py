@@ -8,6 +8,9 @@ part of the batches with ``DataLoader(..., shard=True)``. ``save`` writes from p
 only. See ``docs/distributed.md``.
 """
 
+import os
+import sys
+
 import jax
 import numpy as np
 
@@ -19,43 +22,115 @@ __all__ = [
 ]  # fmt: skip
 
 
+HEARTBEAT_SECONDS = 10
+"""fluxjax's default ``heartbeat_timeout_seconds``: a process that stops sending
+heartbeats this long is taken for dead and every other process aborts (JAX's own
+default, 100 s, let a survivor run on for ~100 s)."""
+
+_COUNT_WAIT_MS = 60_000
+
+
 def initialize(
     coordinator_address=None, num_processes=None, process_id=None, *, cpu_collectives="gloo",
-    **kwargs,
+    heartbeat_timeout_seconds=HEARTBEAT_SECONDS, exit_on_error=True, **kwargs,
 ):  # fmt: skip
     """initialize(coordinator_address=None, num_processes=None, process_id=None, *,
-    cpu_collectives="gloo", **kwargs) → starts JAX's multi-process runtime.
+    cpu_collectives="gloo", heartbeat_timeout_seconds=10, exit_on_error=True, **kwargs)
+    → starts JAX's multi-process runtime.
 
     A thin wrapper of ``jax.distributed.initialize`` (the extra ``kwargs``, such as
-    ``local_device_ids`` or ``initialization_timeout``, pass through). With no arguments
-    JAX detects Slurm, Open MPI and Cloud TPU environments itself. For CPU devices it
-    selects the ``cpu_collectives`` implementation (``"gloo"``; ``"mpi"`` also exists;
-    ``None`` leaves JAX's setting), so that CPU processes can all-reduce, and turns JAX's
-    asynchronous CPU dispatch back on (fluxjax turns it off for one device; collectives
-    need it).
+    ``local_device_ids``, ``initialization_timeout`` or ``shutdown_timeout_seconds``,
+    pass through). With no arguments JAX detects Slurm, Open MPI and Cloud TPU
+    environments itself. For CPU devices it selects the ``cpu_collectives``
+    implementation (``"gloo"``; ``"mpi"`` also exists; ``None`` leaves JAX's setting), so
+    that CPU processes can all-reduce, and turns JAX's asynchronous CPU dispatch back on
+    (fluxjax turns it off for one device; collectives need it).
 
-    Call it first, before any JAX computation (creating a model computes); in every
-    process, e.g. ``initialize("10.0.0.1:1234", 2, 0)`` and ``initialize("10.0.0.1:1234",
-    2, 1)`` in two processes, the coordinator being process 0's address and a free port.
+    Failures end the whole run promptly: a process that stops sending heartbeats for
+    ``heartbeat_timeout_seconds`` (killed, its machine lost) makes every other process
+    abort with a non-zero exit status; and with ``exit_on_error`` an uncaught Python
+    exception ends its process at once (status 1, after printing the traceback) rather
+    than leaving it waiting at JAX's shutdown barrier, up to 300 s, for peers that are
+    stuck waiting for it. Every process must pass the same ``num_processes``; a process
+    that disagrees with the coordinator (process 0) raises ``ValueError``, and so does
+    the coordinator.
+
+    Call it first, before any JAX computation (creating a model computes), once, in
+    every process, e.g. ``initialize("10.0.0.1:1234", 2, 0)`` and
+    ``initialize("10.0.0.1:1234", 2, 1)`` in two processes, the coordinator being
+    process 0's address and a free port.
 
     >>> import fluxjax.distributed as dist
     >>> dist.process_count()  # without initialize: one process
     1
     """
+    _refuse_late_or_second_call()
     if cpu_collectives is not None:
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
-    if _config.SYNC_CPU_DISPATCH and not _config.backends_started():
+    if _config.SYNC_CPU_DISPATCH:
         # collectives across CPU devices can deadlock with synchronous dispatch
         jax.config.update("jax_cpu_enable_async_dispatch", True)
-    try:
-        jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
-    except RuntimeError as e:
-        if "before" in str(e) and hasattr(e, "add_note"):
-            e.add_note(
-                "fluxjax.distributed.initialize must run before anything computes with JAX: "
-                "call it at the top of the script, before building the model"
+    jax.distributed.initialize(
+        coordinator_address, num_processes, process_id,
+        heartbeat_timeout_seconds=heartbeat_timeout_seconds, **kwargs,
+    )  # fmt: skip
+    if exit_on_error:
+        sys.excepthook = _exiting(sys.excepthook)
+    _check_counts()
+
+
+def _refuse_late_or_second_call():
+    if jax.distributed.is_initialized():
+        raise RuntimeError(
+            f"fluxjax.distributed.initialize was already called in this process (process "
+            f"{_runtime().process_id} of {_runtime().num_processes}); call it once, at the "
+            f"top of the script"
+        )
+    if _config.backends_started():
+        raise RuntimeError(
+            "fluxjax.distributed.initialize must run before anything computes with JAX "
+            "(building a model, jax.devices(), any array operation): call it at the top "
+            "of the script, before building the model"
+        )
+
+
+def _runtime():
+    from jax._src import distributed
+
+    return distributed.global_state
+
+
+def _check_counts():
+    """Every process says how many processes it was told; each compares with process 0
+    (whose count the coordination service has), and process 0 with everyone."""
+    state = _runtime()
+    me, count, client = state.process_id, state.num_processes, state.client
+    client.key_value_set(f"fluxjax/num_processes/{me}", str(count))
+    others = range(count) if me == 0 else [0]
+    for k in others:
+        said = int(client.blocking_key_value_get(f"fluxjax/num_processes/{k}", _COUNT_WAIT_MS))
+        if said != count:
+            raise ValueError(
+                f"process {me} was started with num_processes={count}, but process {k} "
+                f"with num_processes={said}: every process must pass the same count (the "
+                f"coordinator runs {count if me == 0 else said} processes)"
             )
-        raise
+
+
+def _exiting(hook):
+    """``sys.excepthook`` that reports as ``hook`` does, then, while the multi-process
+    runtime is up, ends the process at once (no shutdown barrier, no atexit handlers)."""
+
+    def report_and_exit(kind, value, traceback):
+        try:
+            hook(kind, value, traceback)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            if jax.distributed.is_initialized():
+                os._exit(1)
+
+    return report_and_exit
 
 
 def shutdown() -> None:

@@ -66,11 +66,51 @@ def loop(i, port, out):
     json.dump(result, open(os.path.join(out, f"loop{i}.json"), "w"))
 
 
+def survive(i, port, out, doing):
+    """Train a round, say so in a file, then either train round after round (``doing ==
+    "training"``: a dead peer breaks a collective) or work on the host (``"host"``: only
+    the missing heartbeats tell), until killed."""
+    fj.distributed.initialize(f"127.0.0.1:{port}", 2, i)  # fluxjax's default heartbeat
+    X, Y = data()
+    m, opt = model(), fj.ADAM(0.01)
+    listed = [(X[:BATCH], Y[:BATCH])] * 4
+    while True:
+        fj.train_(lambda x, y: fj.mse(m(x), y), m, listed, opt, devices="all")
+        open(os.path.join(out, f"ready{i}"), "w").close()
+        while doing == "host":
+            time.sleep(0.05)
+
+
+def counts(i, port, out):
+    """Process 1 says there are 3 processes; the coordinator (process 0) runs 2."""
+    fj.distributed.initialize(f"127.0.0.1:{port}", 2 if i == 0 else 3, i)
+    json.dump(epoch_loop("all", True), open(os.path.join(out, f"counts{i}.json"), "w"))
+
+
+def twice(out):
+    """A one-process runtime; a second initialize must say it was already called."""
+    fj.distributed.initialize(f"127.0.0.1:{_free_port()}", 1, 0)
+    try:
+        fj.distributed.initialize(f"127.0.0.1:{_free_port()}", 1, 0)
+        message = None
+    except RuntimeError as e:
+        message = str(e)
+    json.dump({"message": message}, open(os.path.join(out, "twice.json"), "w"))
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 if __name__ == "__main__":
     started = time.monotonic()
     mode, *args = sys.argv[1:]
-    if mode == "oracle":
-        oracle(args[0])
+    if mode in ("oracle", "twice"):
+        globals()[mode](args[0])
     else:
         globals()[mode](int(args[0]), int(args[1]), args[2], *args[3:])
     print(f"{mode} done in {time.monotonic() - started:.1f} s", flush=True)
