@@ -50,6 +50,9 @@ def _value(leaf):
 def save(path, model) -> None:
     """save(path, model) → writes every array of ``model`` to a safetensors file.
 
+    ``model`` may also be an ``OptState`` (``setup(opt, model)``): its optimiser state is
+    written, each array named by its path in the optax state (``0.0.mu.1``).
+
     The arrays are those ``params(model)`` finds (closures included) plus plain arrays,
     keyed by their path (``0.W``); a model with no arrays, or with params hidden in an
     object that is not ``treelike``, raises ``ValueError``. Written to a temporary file
@@ -69,7 +72,9 @@ def save(path, model) -> None:
     """
     if jax.process_index() != 0:
         return  # multi-process: one writer, no race on the file
-    safetensors = require("safetensors.numpy", "io", "save")
+    if _is_opt_state(model):
+        write_atomic(path, model.arrays(), {"format": "fluxjax", "kind": "OptState"})
+        return
     entries = _entries(model)
     if not entries:
         raise ValueError(
@@ -77,12 +82,20 @@ def save(path, model) -> None:
             f"Its layers hold params as treelike fields or closure variables (see params)."
         )
     tensors = {name: _value(f.value) for name, f in entries.items()}
+    write_atomic(path, tensors, {"format": "fluxjax"})
+
+
+def write_atomic(path, tensors: dict, metadata: dict) -> None:
+    """Write ``tensors`` (``{name: NumPy array}``) and ``metadata`` (``{str: str}``) as a
+    safetensors file at ``path``: to a temporary file in the same folder, synced, then
+    renamed over ``path`` and the folder synced, so ``path`` is the old file or the new."""
+    safetensors = require("safetensors.numpy", "io", "save")
     folder, base = os.path.split(os.path.abspath(path))
     _remove_stale(folder, base)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
-        _write_bytes(tmp, safetensors.save(tensors, metadata={"format": "fluxjax"}))
+        _write_bytes(tmp, safetensors.save(tensors, metadata=metadata))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a saved model is not
         os.replace(tmp, path)
     except BaseException:
@@ -90,6 +103,14 @@ def save(path, model) -> None:
             os.remove(tmp)
         raise
     _flush(folder)  # the rename itself reaches the disk
+
+
+def _is_opt_state(x) -> bool:
+    """An ``OptState`` (``setup(opt, model)``), told by its methods: ``train`` writes its
+    checkpoints with ``write_atomic``, so this module does not import it."""
+    return callable(getattr(type(x), "arrays", None)) and callable(
+        getattr(type(x), "load_arrays_", None)
+    )
 
 
 def _write_bytes(path, payload: bytes) -> None:
@@ -179,11 +200,14 @@ def _check(path, tensors, entries):
 def load(path, model):
     """load(path, model) → ``model``, its arrays replaced by those saved at ``path``.
 
-    Params keep their identity (``p.data = ...``) and dtype. Every entry is checked before
+    Params keep their identity (``p.data = ...``) and dtype; an ``OptState`` (from
+    ``setup``) gets its optimiser state back. Every entry is checked before
     anything changes: a missing, extra or mis-shaped entry, an array that cannot be
     replaced in place, or a file that is not a checkpoint raises ``ValueError`` naming it.
     """
     tensors = _read(path)
+    if _is_opt_state(model):
+        return model.load_arrays_(tensors, where=str(path))
     entries = _entries(model)
     problem = _check(path, tensors, entries) if entries else f"{path}: the model has no arrays"
     if problem:

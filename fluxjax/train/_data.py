@@ -1,7 +1,9 @@
 """One-hot encoding and mini-batches: ``onehot``, ``onehotbatch``, ``onecold``, ``DataLoader``."""
 
+import copy
 import math
 import numbers
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +14,14 @@ from fluxjax.tracker import data
 
 from ._sharding import every_device_split, from_process_parts
 
-__all__ = ["onehot", "onehotbatch", "onecold", "DataLoader"]
+__all__ = ["onehot", "onehotbatch", "onecold", "DataLoader", "Position"]
+
+
+class Position(NamedTuple):
+    """Where a ``DataLoader`` stands: the epoch (0-based) and the next batch in it."""
+
+    epoch: int
+    batch: int
 
 
 def _label_list(labels):
@@ -151,6 +160,9 @@ class DataLoader:
         # shuffle on the host: drawing a permutation on the device would wait for the
         # training steps queued before it
         self._rng = host_rng(key)
+        self._first = copy.deepcopy(self._rng)  # the key before any epoch: for position =
+        self._epoch_state = self._rng.bit_generator.state  # the key at this epoch's start
+        self._epoch, self._batch, self._started, self._pending = 0, 0, False, False
 
     def __len__(self):
         if self.partial:
@@ -176,8 +188,71 @@ class DataLoader:
                     f"use a batchsize divisible by {n} (partial=False drops a smaller last batch)"
                 )
 
+    @property
+    def position(self) -> Position:
+        """``(epoch, batch)``: the epoch (0-based) and the batch it hands out next.
+
+        Counts the batches handed out; after a whole epoch it reads ``(epoch + 1, 0)``.
+        Setting it (``loader.position = (2, 5)``) makes the next iteration start at batch 5
+        of epoch 2, in that epoch's order (replayed from the loader's key), so a
+        hand-written loop can resume. An iteration left early (``break``) is not resumed:
+        the next one starts a new epoch, as before.
+
+        >>> loader = DataLoader(np.arange(6), 2, shuffle=True, key=0)
+        >>> first = [b.tolist() for b in loader]
+        >>> loader.position
+        Position(epoch=1, batch=0)
+        >>> loader.position = (0, 1)
+        >>> [b.tolist() for b in loader] == first[1:]
+        True
+        """
+        if self._batch >= len(self):
+            return Position(self._epoch + 1, 0)
+        return Position(self._epoch, self._batch)
+
+    @position.setter
+    def position(self, where):
+        epoch, batch = where
+        if not (isinstance(epoch, numbers.Integral) and isinstance(batch, numbers.Integral)):
+            raise TypeError(f"DataLoader.position takes two ints (epoch, batch), got {where!r}")
+        if epoch < 0 or not 0 <= batch <= len(self):
+            raise ValueError(
+                f"DataLoader.position = {tuple(where)}: the epoch must be at least 0 and the "
+                f"batch between 0 and {len(self)} (the batches per epoch)"
+            )
+        rng = copy.deepcopy(self._first)
+        for _ in range(int(epoch) if self.shuffle else 0):
+            rng.permutation(self.nobs)  # replay the earlier epochs' draws
+        self._resume_at(int(epoch), int(batch), rng.bit_generator.state)
+
+    def _resume_at(self, epoch, batch, key_state):
+        """Start the next epoch at batch ``batch`` of epoch ``epoch``, whose shuffling key
+        was ``key_state`` (a NumPy bit generator state) at its start."""
+        if batch >= len(self):
+            epoch, batch = epoch + 1, 0
+            if self.shuffle:
+                rng = copy.deepcopy(self._rng)
+                rng.bit_generator.state = key_state
+                rng.permutation(self.nobs)
+                key_state = rng.bit_generator.state
+        self._rng.bit_generator.state = key_state
+        self._epoch, self._batch, self._pending = epoch, batch, True
+
+    def _mark(self, batch):
+        """Note that the batches of this epoch up to ``batch`` are handed out."""
+        self._batch = batch
+
     def order(self) -> np.ndarray:
-        """The observation order for the next epoch (advances the shuffling key)."""
+        """The observation order for the next epoch (advances the shuffling key).
+
+        After ``position`` was set, the order of that epoch; ``position.batch`` says where
+        in it to start."""
+        if self._pending:
+            self._pending = False
+        elif self._started:
+            self._epoch, self._batch = self._epoch + 1, 0
+        self._started = True
+        self._epoch_state = self._rng.bit_generator.state
         if not self.shuffle:
             return np.arange(self.nobs)
         return self._rng.permutation(self.nobs)
@@ -192,7 +267,8 @@ class DataLoader:
 
     def __iter__(self):
         order, b = self.order(), self.batchsize
-        for k in range(len(self)):
+        for k in range(self._batch, len(self)):
+            self._mark(k + 1)
             ids = order[k * b : (k + 1) * b] if self.shuffle else slice(k * b, (k + 1) * b)
             yield self.batch(ids)
 

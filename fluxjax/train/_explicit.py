@@ -9,6 +9,8 @@ two styles mix freely on one model.
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +19,8 @@ from fluxjax import tracker
 from fluxjax.layers import params
 from fluxjax.layers._treelike import items, rebuilt
 
-from . import _update
+from . import _opt_arrays, _update
+from ._grads_check import check_grads, check_model
 
 __all__ = ["OptState", "setup", "withgradient"]
 
@@ -67,7 +70,8 @@ class OptState:
     """The optimiser state of one model, made by ``setup(opt, model)``.
 
     Fields ``opt`` and ``params`` (the model's params, in ``params(model)`` order);
-    ``state`` reads the current optax state.
+    ``state`` reads the current optax state. A value: ``fluxjax.save(path, state)`` writes
+    its arrays, ``fluxjax.load(path, state)`` puts them back (in place).
     """
 
     def __init__(self, opt, model):
@@ -83,8 +87,25 @@ class OptState:
     def explicit_update_(self, model, grads):
         """``update_(state, model, grads)``: one step of ``opt`` on ``model``'s params."""
         self._check(model)
-        _update.update_(self.opt, self.params, _aligned(model, grads, self.params))
+        check_grads(model, grads)
+        found = _aligned(model, grads, self.params)
+        if all(g is None for g in found):
+            raise ValueError(
+                f"update_(state, model, grads): grads (a {type(grads).__name__}) holds no "
+                f"gradient for any param of the model; pass withgradient(f, model)[1] or "
+                f"gradient(f, model)[0]"
+            )
+        _update.update_(self.opt, self.params, found)
         return model
+
+    def arrays(self) -> dict:
+        """``{name: array}``: the optimiser state's arrays, named by their path."""
+        return _opt_arrays.named_state(self.opt, self.params)
+
+    def load_arrays_(self, arrays: dict, where: str = "the saved state"):
+        """Put back arrays as ``arrays()`` gave them (checked first); returns ``self``."""
+        _opt_arrays.put_named(self.opt, self.params, arrays, where)
+        return self
 
     def explicit_train_(self, train, loss, model, data, **kwargs):
         """``train_(loss, model, data, state)``: ``train`` over ``loss(model, *item)``."""
@@ -119,10 +140,51 @@ def setup(opt, model) -> OptState:
     >>> update_(s, d, g).W.data.tolist()
     [[0.5, 0.5]]
     """
+    check_model(model)
     s = OptState(opt, model)
     arrays = [p.data for p in s.params]
     _update.put_state(opt, s.params, _update._book(opt).tx.init(arrays))
     return s
+
+
+def as_explicit(loss, model, data, opt):
+    """``OptState(opt, model)`` when ``train_(loss, model, data, opt)`` is the explicit style
+    with a rule (``loss`` takes the model before each item's parts), else ``opt``.
+
+    The state is not reset: it is ``opt``'s state for the model's params, as in the
+    implicit style, so calling ``train_`` again continues it.
+    """
+    if hasattr(opt, "explicit_train_") or not _wants_model(loss, model, data):
+        return opt
+    check_model(model, "train_(loss, model, data, opt)")
+    return OptState(opt, model)
+
+
+def _wants_model(loss, model, data) -> bool:
+    if isinstance(model, (tracker.Params, tracker.Tracked)) or (
+        isinstance(model, (list, tuple)) and all(isinstance(p, tracker.Tracked) for p in model)
+    ):
+        return False
+    try:
+        sig = inspect.signature(loss)
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ps = list(sig.parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in ps):
+        return False
+    required = [p for p in ps if p.kind in kinds and p.default is p.empty]
+    arity = _item_arity(data)
+    return arity is not None and len(required) == arity + 1
+
+
+def _item_arity(data):
+    """How many arguments ``train_`` passes the loss per item (None if it cannot tell)."""
+    if hasattr(data, "tensors") and hasattr(data, "single"):  # a DataLoader
+        return 1 if data.single else len(data.tensors)
+    if isinstance(data, (list, tuple)) and data:
+        return len(data[0]) if isinstance(data[0], tuple) else 1
+    return None
 
 
 def _aligned(model, grads, plist) -> list:

@@ -7,13 +7,17 @@ Flux's step in that same direction (``optax.scale_by_adam`` then ``optax.scale(�
 and ``tx = optax.chain(piece, optax.scale(-1))``, the full optax optimiser that descends.
 So ``Optimiser(ADAM(), WeightDecay(1e-4))`` composes exactly as in Flux.
 
-Every update rule is optax's; where Flux's formula differs, the docstring says how.
+Every update rule is optax's where optax's formula is Flux's; where it differs (NADAM,
+AMSGrad, ADAGrad) and for the rules optax lacks (RADAM, OADAM) the rule is written out
+in ``_rules.py`` as an optax transformation.
 Any raw ``optax.GradientTransformation`` is accepted wherever an optimiser is; inside
 ``Optimiser(...)`` it is used as a piece (see ``Optimiser``).
 """
 
 import jax.numpy as jnp
 import optax
+
+from . import _rules
 
 __all__ = [
     "Descent",
@@ -27,6 +31,10 @@ __all__ = [
     "AMSGrad",
     "NADAM",
     "ADAMW",
+    "RADAM",
+    "OADAM",
+    "AdaBelief",
+    "Lion",
     "Optimiser",
     "InvDecay",
     "ExpDecay",
@@ -117,15 +125,13 @@ class AdaMax(FluxOptimiser):
 
 
 class ADAGrad(FluxOptimiser):
-    """ADAGrad(η=0.1): ``a += Δ²; x -= η Δ / √a`` (optax ``scale_by_rss``).
+    """ADAGrad(η=0.1): ``a += Δ²; x -= η Δ / (√a + ϵ)``, with ``a`` starting at ``ϵ`` (Flux).
 
-    Flux starts ``a`` at ``ϵ`` and divides by ``√a + ϵ``; optax divides by ``√(a + ϵ)``
-    with ``a`` starting at ``ϵ`` too. The two differ by less than ``ϵ`` in the denominator.
+    Written out (``_rules.adagrad``): optax's ``scale_by_rss`` puts ``ϵ`` inside the root.
     """
 
     def __init__(self, η=0.1):
-        rss = optax.scale_by_rss(initial_accumulator_value=ϵ, eps=ϵ)
-        super().__init__(_scaled(rss, η), η=η)
+        super().__init__(_rules.adagrad(η, ϵ), η=η)
 
 
 class ADADelta(FluxOptimiser):
@@ -140,30 +146,75 @@ class ADADelta(FluxOptimiser):
 
 
 class AMSGrad(FluxOptimiser):
-    """AMSGrad(η=0.001, β=(0.9, 0.999)): Adam with the running maximum of ``v``.
+    """AMSGrad(η=0.001, β=(0.9, 0.999)): Adam with the running maximum ``v̂`` of ``v``.
 
-    optax ``scale_by_amsgrad`` without bias correction, as in Flux. Flux starts the moments
-    at ``ϵ`` and divides by ``√v̂``; optax starts them at 0 and divides by ``√v̂ + ϵ``.
+    Flux's rule, written out (``_rules.amsgrad``): the moments start at ``ϵ``, no bias
+    correction, step ``η m / (√v̂ + ϵ)``. optax's ``scale_by_amsgrad`` starts them at 0,
+    which differs several-fold while ``g²`` is near ``ϵ``.
     """
 
     def __init__(self, η=0.001, β=(0.9, 0.999)):
-        ams = optax.scale_by_amsgrad(
-            b1=β[0], b2=β[1], eps=ϵ, bias_correction_mu=False, bias_correction_nu=False
-        )
-        super().__init__(_scaled(ams, η), η=η, β=tuple(β))
+        super().__init__(_rules.amsgrad(η, β[0], β[1], ϵ), η=η, β=tuple(β))
 
 
 class NADAM(FluxOptimiser):
-    """NADAM(η=0.001, β=(0.9, 0.999)): Adam with Nesterov momentum.
+    """NADAM(η=0.001, β=(0.9, 0.999)): Adam with Nesterov momentum, Flux's formula.
 
-    optax ``scale_by_adam(nesterov=True)``. Flux's formula also multiplies the second
-    moment by ``β[1]`` inside the root; optax does not, so its steps are smaller by a
-    factor ``√β[1]`` (0.9995 by default).
+    Written out (``_rules.nadam``): Flux multiplies the second moment by ``β[1]`` inside
+    the root, which optax's ``scale_by_adam(nesterov=True)`` does not.
     """
 
     def __init__(self, η=0.001, β=(0.9, 0.999)):
-        nadam = optax.scale_by_adam(b1=β[0], b2=β[1], eps=ϵ, nesterov=True)
-        super().__init__(_scaled(nadam, η), η=η, β=tuple(β))
+        super().__init__(_rules.nadam(η, β[0], β[1], ϵ), η=η, β=tuple(β))
+
+
+class RADAM(FluxOptimiser):
+    """RADAM(η=0.001, β=(0.9, 0.999)): rectified Adam, Flux's rule (``_rules.radam``).
+
+    With ``ρ∞ = 2 / (1 - β₂) - 1`` and ``ρ = ρ∞ - 2t β₂ᵗ / (1 - β₂ᵗ)``: Adam's step times
+    ``r = √((ρ-4)(ρ-2)ρ∞ / ((ρ∞-4)(ρ∞-2)ρ))`` when ``ρ > 4``, else ``η m / (1 - β₁ᵗ)``
+    (the first five steps with the default ``β``).
+    """
+
+    def __init__(self, η=0.001, β=(0.9, 0.999)):
+        super().__init__(_rules.radam(η, β[0], β[1], ϵ), η=η, β=tuple(β))
+
+
+class OADAM(FluxOptimiser):
+    """OADAM(η=0.001, β=(0.5, 0.9)): optimistic Adam, Optimisers.jl's rule and defaults.
+
+    Step ``2 aₜ - aₜ₋₁``, ``aₜ`` being Adam's step and ``a₀ = 0``: the first step is
+    twice Adam's (``_rules.oadam``).
+    """
+
+    def __init__(self, η=0.001, β=(0.5, 0.9)):
+        super().__init__(_rules.oadam(η, β[0], β[1], ϵ), η=η, β=tuple(β))
+
+
+class AdaBelief(FluxOptimiser):
+    """AdaBelief(η=0.001, β=(0.9, 0.999), ϵ=1e-16): Optimisers.jl's defaults.
+
+    ``s = β₂ s + (1 - β₂)(Δ - m)² + ϵ``, step ``η m̂ / (√ŝ + ϵ)``: optax's
+    ``scale_by_belief`` with ``eps = eps_root = ϵ``, the same formula.
+    """
+
+    def __init__(self, η=0.001, β=(0.9, 0.999), ϵ=1e-16):
+        belief = optax.scale_by_belief(b1=β[0], b2=β[1], eps=ϵ, eps_root=ϵ)
+        super().__init__(_scaled(belief, η), η=η, β=tuple(β), ϵ=ϵ)
+
+
+class Lion(FluxOptimiser):
+    """Lion(η=0.001, β=(0.9, 0.999)): the paper's rule (optax ``scale_by_lion``).
+
+    Step ``η sign(β₁ m + (1 - β₁) Δ)``, then ``m = β₂ m + (1 - β₂) Δ``; Optimisers.jl's
+    defaults, no weight decay (compose ``WeightDecay`` for it). Optimisers.jl's own code
+    weights the momentum update the other way round (``β₂ Δ + (1 - β₂) m``); fluxjax
+    follows the paper, as ``optax.lion`` does.
+    """
+
+    def __init__(self, η=0.001, β=(0.9, 0.999)):
+        lion = optax.scale_by_lion(b1=β[0], b2=β[1])
+        super().__init__(_scaled(lion, η), η=η, β=tuple(β))
 
 
 class WeightDecay(FluxOptimiser):

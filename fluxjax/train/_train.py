@@ -24,8 +24,10 @@ from fluxjax._optional import require
 
 from . import _sharding as sharding
 from ._callbacks import StopTraining, throttle
+from ._checkpoint import checkpointer
 from ._data import DataLoader
 from ._eager import Eager, nonfinite_error, nonfinite_gradient_error
+from ._explicit import as_explicit
 from ._steps import Compiled
 
 __all__ = ["train_"]
@@ -105,14 +107,19 @@ class _Loop:
 
     def epoch(self, loader):
         """One epoch of ``loader`` by ``lax.scan`` (in chunks when callbacks must run)."""
-        order = loader.order()
+        order, begin = loader.order(), loader.position.batch  # begin > 0: resumed mid-epoch
         full = loader.nobs // loader.batchsize
         chunk = max(1, math.ceil(full / 10)) if self.callbacks or self.bar else max(full, 1)
         device_order = jnp.asarray(order, jnp.int32) if loader.shuffle else _NO_ORDER
-        for start in range(0, full, chunk):
-            n = min(chunk, full - start)
-            self.record(self.runner.scan(loader, device_order, start, n), n)
+        start = begin
+        while start < full:
+            n = min(chunk - start % chunk, full - start)  # chunks aligned on the epoch
+            losses = self.runner.scan(loader, device_order, start, n)
+            start += n
+            loader._mark(start)
+            self.record(losses, n)
         if loader.partial and full * loader.batchsize < loader.nobs:
+            loader._mark(full + 1)
             self.item(loader.batch(order[full * loader.batchsize :]))
 
     def check(self, *, wait):
@@ -181,10 +188,10 @@ def _flush(callbacks):
 
 def train_(
     loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True, devices=None,
-    shard_params=False,
+    shard_params=False, checkpoint=None, checkpoint_every=None,
 ):  # fmt: skip
     """train_(loss, ps, data, opt; cb=None, epochs=1, progress=None, jit=True, devices=None,
-    shard_params=False) → per-step losses.
+    shard_params=False, checkpoint=None, checkpoint_every=None) → per-step losses.
 
     For each item of ``data`` (``epochs`` times): ``l = loss(*item)`` for a tuple item,
     ``loss(item)`` otherwise; the gradient of ``l`` w.r.t. the params ``ps`` (a ``Params``,
@@ -213,6 +220,19 @@ def train_(
     step combines the gradients. Afterwards the params are ordinary arrays on one device
     again. See ``docs/distributed.md``.
 
+    Explicit style: ``opt`` may be ``setup(opt, model)``'s state, with ``loss(model, *item)``;
+    given a rule instead (``train_(loss, model, data, ADAM())`` with a loss that takes the
+    model first), ``train_`` sets it up itself, continuing ``opt``'s state for the model.
+
+    ``checkpoint=folder`` makes training resumable: if ``folder`` holds a checkpoint of this
+    training, its params, state leaves, optimiser state, data position and random streams
+    are restored first and training continues; a checkpoint is written atomically every
+    ``checkpoint_every`` steps (default: at each epoch end) and at the end. ``epochs`` is
+    the total, so rerunning the same command after a kill finishes the remaining steps,
+    and after completion runs none; the losses returned are those of every step, earlier
+    runs' included. ``data`` must be a ``DataLoader`` or a list of batches. See
+    ``docs/checkpoints.md``.
+
     A NaN or infinite loss raises ``FloatingPointError`` naming the step (0-based), with
     the params at their values from before that step. ``progress`` shows a tqdm bar with
     the latest loss (default: when stderr is a terminal or in a notebook). Returns the
@@ -227,10 +247,12 @@ def train_(
     >>> losses.shape, float(losses[-1]) < 1e-6
     ((100,), True)
     """
+    opt = as_explicit(loss, ps, data, opt)  # train_(loss, model, data, ADAM()): set up
     if hasattr(opt, "explicit_train_"):  # modern Flux: train_(loss, model, data, setup(...))
         return opt.explicit_train_(
             train_, loss, ps, data, cb=cb, epochs=epochs, progress=progress, jit=jit,
-            devices=devices, shard_params=shard_params,
+            devices=devices, shard_params=shard_params, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
         )  # fmt: skip
     plist = _param_list(ps)
     if not plist:
@@ -255,11 +277,17 @@ def train_(
         except ImportError:
             show = False
     total = len(data) * epochs if hasattr(data, "__len__") else None
+    # restores a checkpoint (before the runner copies the values), then writes them as a callback
+    ckpt = checkpointer(checkpoint, checkpoint_every, loss, ps, plist, data, opt, epochs)
+    if ckpt is not None:
+        data, callbacks, total = ckpt.data, [*callbacks, ckpt], ckpt.total - ckpt.start
     runner = Compiled(loss, plist, opt, layout) if jit else Eager(loss, plist, opt)
     bar = _Bar(total) if show else None
     loop = _Loop(runner, callbacks, bar)
+    if ckpt is not None:
+        ckpt.attach(loop, runner)
     try:
-        for _ in range(epochs):
+        for _ in range(epochs if ckpt is None else ckpt.epochs_left):
             if jit and isinstance(data, DataLoader):
                 loop.epoch(data)
             else:
@@ -282,4 +310,4 @@ def train_(
         if bar is not None:
             bar.close()
     loop.check(wait=True)
-    return loop.losses()
+    return loop.losses() if ckpt is None else ckpt.finish()
