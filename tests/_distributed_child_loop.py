@@ -9,12 +9,14 @@ they give, on a machine shared by many test runs.
 
 import json
 import os
+import signal
 import sys
 import time
 
 import numpy as np
 
 import fluxjax as fj
+from fluxjax.train import _opt_arrays
 
 BATCH = 8
 
@@ -51,8 +53,40 @@ def epoch_loop(devices, shard):
     return {"losses": losses, "callbacks": seen, "evals": evals, "params": flat(m)}
 
 
+def resumable(devices, shard, folder=None, kill_at=0):
+    """Three epochs of Adam over a shuffled DataLoader (params split over the devices),
+    checkpointed every 2 steps into ``folder``; SIGKILL after step ``kill_at`` (0: never)."""
+    X, Y = data()
+    m, opt, steps = model(), fj.ADAM(0.01), [0]
+
+    def cb():
+        steps[0] += 1
+        if steps[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    loader = fj.DataLoader((X, Y), BATCH, shuffle=True, key=1, shard=shard)
+    kw = {"checkpoint": folder, "checkpoint_every": 2} if folder else {}
+    if devices is not None:
+        kw.update(devices=devices, shard_params=True)
+    losses = fj.train_(lambda x, y: fj.mse(m(x), y), m, loader, opt, cb=cb, epochs=3, **kw)
+    state = _opt_arrays.named_state(opt, list(fj.params(m)))
+    return {
+        "losses": np.asarray(losses).tolist(),
+        "params": flat(m),
+        "opt": {k: np.asarray(v).ravel().tolist() for k, v in state.items()},
+        "steps_here": steps[0],
+    }
+
+
+def resume(i, port, out, kill_at):
+    fj.distributed.initialize(f"127.0.0.1:{port}", 2, i)
+    result = resumable("all", True, os.path.join(out, "ckpt"), int(kill_at))
+    json.dump(result, open(os.path.join(out, f"resume{i}.json"), "w"))
+
+
 def oracle(out):
-    json.dump(epoch_loop(None, False), open(os.path.join(out, "oracle.json"), "w"))
+    results = {"loop": epoch_loop(None, False), "resume": resumable(None, False)}
+    json.dump(results, open(os.path.join(out, "oracle.json"), "w"))
 
 
 def loop(i, port, out):

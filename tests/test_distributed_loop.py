@@ -68,8 +68,18 @@ def loop(tmp_path_factory):
     return read(out, "oracle"), [read(out, f"loop{i}") for i in range(2)]
 
 
-def test_three_train_calls_with_callbacks_and_evaluation_equal_one_device(loop):
-    oracle, runs = loop
+@pytest.fixture(scope="module")
+def oracle(loop):
+    return loop[0]
+
+
+@pytest.fixture(scope="module")
+def loop_runs(loop):
+    return loop[0]["loop"], loop[1]
+
+
+def test_three_train_calls_with_callbacks_and_evaluation_equal_one_device(loop_runs):
+    oracle, runs = loop_runs
     assert len(oracle["losses"]) == 12 and len(oracle["evals"]) == 3
     assert len(oracle["callbacks"]) == 12  # 4 chunks of 1 step, 4 steps, 4 chunks
     for run in runs:
@@ -79,20 +89,20 @@ def test_three_train_calls_with_callbacks_and_evaluation_equal_one_device(loop):
             np.testing.assert_allclose(got, want, **TOLERANCE)
 
 
-def test_evaluation_by_plain_call_and_jit_agree(loop):
-    for run in (loop[0], *loop[1]):
+def test_evaluation_by_plain_call_and_jit_agree(loop_runs):
+    for run in (loop_runs[0], *loop_runs[1]):
         for plain, compiled in run["evals"]:
             np.testing.assert_allclose(plain, compiled, rtol=1e-6)
 
 
-def test_both_processes_end_with_identical_params(loop):
-    _, (first, second) = loop
+def test_both_processes_end_with_identical_params(loop_runs):
+    _, (first, second) = loop_runs
     assert first["params"] == second["params"]
     assert first["evals"] == second["evals"]
 
 
-def test_mean_averages_over_processes(loop):
-    _, runs = loop
+def test_mean_averages_over_processes(loop_runs):
+    _, runs = loop_runs
     for run in runs:
         assert run["mean"]["float"] == pytest.approx((1.0 + 2.0) / 2)
         np.testing.assert_allclose(run["mean"]["array"], [0.5, 5.0])
@@ -104,3 +114,62 @@ def test_mean_in_one_process_returns_its_argument():
     x = np.array([1.0, 2.0], np.float32)
     assert fj.distributed.mean(3.5) == 3.5
     np.testing.assert_array_equal(fj.distributed.mean(x), x)
+
+
+def test_killed_pair_resumes_from_its_orbax_checkpoint_as_if_never_stopped(oracle, tmp_path):
+    out = str(tmp_path)
+    finish_killed(pair("resume", out, 5))  # both SIGKILL themselves after step 5
+    assert sorted(os.listdir(os.path.join(out, "ckpt"))) == [
+        "step-000000002.orbax",
+        "step-000000004.orbax",
+    ]
+    finish(pair("resume", out, 0))
+    want = oracle["resume"]
+    for i in range(2):
+        got = read(out, f"resume{i}")
+        assert got["steps_here"] == 12 - 4  # resumed after step 4
+        np.testing.assert_allclose(got["losses"], want["losses"], **TOLERANCE)
+        for a, b in zip(got["params"], want["params"], strict=True):
+            np.testing.assert_allclose(a, b, **TOLERANCE)
+        assert got["opt"].keys() == want["opt"].keys()
+        for name in want["opt"]:
+            np.testing.assert_allclose(got["opt"][name], want["opt"][name], **TOLERANCE)
+    newest = os.path.join(out, "ckpt", "step-000000012.orbax")
+    # each process wrote its own shards of the split params and Adam moments
+    assert {"ocdbt.process_0", "ocdbt.process_1"} <= set(os.listdir(newest + "/arrays"))
+    _read_back_on_one_device(newest, want)
+
+
+def _read_back_on_one_device(path, want):
+    """The two processes' checkpoint, read by this process (1 device) into NumPy."""
+    import fluxjax as fj
+    from fluxjax.train import _orbax
+
+    names = ["0.W", "0.b", "1.W", "1.b"]  # paths in the model
+    shapes = [(4, 3), (4,), (2, 4), (2,)]
+    like = {"leaf": {n: np.zeros(s, np.float32) for n, s in zip(names, shapes)}}
+    like["opt"] = {"0.0.count": np.zeros((), np.int32)}
+    like["opt"] |= {
+        f"0.0.{k}.{j}": np.zeros(s, np.float32) for k in ("mu", "nu") for j, s in enumerate(shapes)
+    }
+    like["losses"] = np.zeros(12, np.float32)
+    tree, meta = _orbax.load_sharded(path, like)
+    assert meta["step"] == 12 and meta["done"]
+    for name, w in zip(names, want["params"], strict=True):
+        np.testing.assert_allclose(tree["leaf"][name].ravel(), w, **TOLERANCE)
+    assert int(tree["opt"]["0.0.count"]) == 12
+    assert fj.distributed.process_count() == 1
+
+
+def finish_killed(procs, timeout=240):
+    """Wait for children that kill themselves: each must end by SIGKILL."""
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    for p in procs:
+        if p.returncode >= 0:
+            with open(p.log) as f:
+                pytest.fail(f"child exited with {p.returncode}:\n{f.read()[-4000:]}")

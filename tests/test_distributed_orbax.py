@@ -68,7 +68,7 @@ def test_folder_keeps_the_newest_two_and_skips_a_damaged_one(tmp_path):
         tree = jax.tree.map(lambda a, s=step: a + s, _tree())
         _orbax.write(folder, step, tree, {"step": step})
     assert sorted(os.listdir(folder)) == ["step-000000002.orbax", "step-000000003.orbax"]
-    like = lambda meta: _tree()  # noqa: E731
+    like = lambda path, meta: _tree()  # noqa: E731
     path, tree, meta = _orbax.newest(folder, like)
     assert meta == {"step": 3} and path.endswith("step-000000003.orbax")
     np.testing.assert_array_equal(tree["opt"]["0.0.mu.0"], [4.0, 4.0])
@@ -84,4 +84,4 @@ def test_folder_keeps_the_newest_two_and_skips_a_damaged_one(tmp_path):
 
 
 def test_empty_folder_has_no_checkpoint(tmp_path):
-    assert _orbax.newest(str(tmp_path), lambda meta: _tree()) is None
+    assert _orbax.newest(str(tmp_path), lambda path, meta: _tree()) is None

@@ -22,7 +22,7 @@ from fluxjax import tracker
 from fluxjax.layers._walk import path_of, walk
 
 from . import _checkpoint_files as files
-from . import _opt_arrays
+from . import _opt_arrays, _orbax
 from . import _sharding as sharding
 from ._data import DataLoader, Position
 from ._optimisers import FluxOptimiser
@@ -179,9 +179,26 @@ class Checkpointer:
         self.start, self.last, self.losses = 0, 0, np.zeros(0, np.float32)
         self.loop = self.runner = None
         os.makedirs(self.folder, exist_ok=True)
-        saved = files.newest(self.folder)
+        saved = self._newest()
         if saved is not None:
             self._restore(saved)
+
+    def _newest(self) -> files.Saved | None:
+        """The checkpoint to resume from: a safetensors file, or in a multi-process run an
+        orbax folder each process wrote its shards into (``_orbax``)."""
+        if not _orbax.in_use():
+            return files.newest(self.folder)
+        found = _orbax.newest_named(self.folder, self._like)
+        return None if found is None else files.Saved(*found)
+
+    def _like(self, path, meta) -> dict:
+        """The entries of an orbax checkpoint of this training, after checking its record."""
+        self._check(files.Saved(path, meta, {}))
+        like = {f"leaf/{n}": _orbax.template(v) for n, v in zip(self.named.names, self._values())}
+        for name, a in _opt_arrays.named_state(self.opt, self.plist).items():
+            like[f"opt/{name}"] = _orbax.template(a)
+        like["losses"] = np.zeros(meta["step"], np.float32)
+        return like
 
     def _shapes(self) -> dict:
         return {n: tuple(np.shape(v)) for n, v in zip(self.named.names, self._values())}
@@ -230,7 +247,7 @@ class Checkpointer:
         state = getattr(self.runner, "state", None)  # the compiled runner's carry
         if state is None:
             return _opt_arrays.current_state(self.opt, self.plist)
-        return sharding.gather(self.runner.layout, state)
+        return state if _orbax.in_use() else sharding.gather(self.runner.layout, state)
 
     def __call__(self):
         """After each step or chunk: write a checkpoint when one is due."""
@@ -250,11 +267,10 @@ class Checkpointer:
     def write(self, step, pos, opt_state):
         """Write the checkpoint of step ``step`` (atomically), keep the last two."""
         self.last = step
-        if jax.process_index() != 0:
+        sharded = _orbax.in_use()  # every process writes its shards, no gather
+        if not sharded and jax.process_index() != 0:
             return  # one writer: after a step every process holds the same values
-        tensors = {f"leaf/{n}": np.asarray(v) for n, v in zip(self.named.names, self._values())}
-        for name, a in _opt_arrays.named_state(self.opt, self.plist, opt_state).items():
-            tensors[f"opt/{name}"] = a
+        tensors = self._sharded(opt_state) if sharded else self._tensors(opt_state)
         tensors["losses"] = np.concatenate([self.losses, self.loop.host()]).astype(np.float32)
         meta = {
             "step": step, "epoch": pos.epoch, "batch": pos.batch,
@@ -262,4 +278,24 @@ class Checkpointer:
             "optimiser": _describe(self.opt), "batches": len(self.data),
             "entries": self._shapes(), "epochs": self.epochs, "done": step == self.total,
         }  # fmt: skip
-        files.write(self.folder, step, tensors, meta)
+        (_orbax.write_named if sharded else files.write)(self.folder, step, tensors, meta)
+
+    def _tensors(self, opt_state) -> dict:
+        tensors = {f"leaf/{n}": np.asarray(v) for n, v in zip(self.named.names, self._values())}
+        for name, a in _opt_arrays.named_state(self.opt, self.plist, opt_state).items():
+            tensors[f"opt/{name}"] = a
+        return tensors
+
+    def _sharded(self, opt_state) -> dict:
+        """The entries as the compiled runner carries them (split over the processes'
+        devices), where it does; else the leaves' values."""
+        runner, carried = self.runner, {}
+        if getattr(runner, "arrays", None) is not None:
+            leaves = runner.plist + runner.entry.extras
+            arrays = [*runner.arrays, *runner.extras]
+            carried = {id(leaf): a for leaf, a in zip(leaves, arrays) if not a.is_deleted()}
+        values = [carried.get(id(leaf), v) for leaf, v in zip(self.named.leaves, self._values())]
+        tensors = {f"leaf/{n}": v for n, v in zip(self.named.names, values)}
+        for name, a in _opt_arrays.named_arrays(opt_state).items():
+            tensors[f"opt/{name}"] = a
+        return tensors

@@ -82,8 +82,7 @@ def _target(a):
         return a
     if isinstance(a, jax.Array):
         return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)
-    a = np.asarray(a)
-    return np.zeros(a.shape, a.dtype)
+    return np.asarray(a)  # only its shape and dtype are read
 
 
 def _first_difference(saved, like) -> str:
@@ -143,18 +142,24 @@ def write(folder, step, tree, meta) -> str:
 
 def newest(folder, like_of):
     """``(path, tree, meta)`` of the newest checkpoint in ``folder`` that reads back, or
-    None if there is none; ``like_of(meta)`` gives the ``like`` of ``load_sharded``. A
-    damaged one is skipped with a warning; if every one is damaged, ``ValueError``."""
+    None if there is none; ``like_of(path, meta)`` gives the ``like`` of ``load_sharded``
+    (and raises if the record shows another training). A damaged one is skipped with a
+    warning; if every one is damaged, ``ValueError`` names them."""
     found = sorted((d for d in os.listdir(folder) if _DIR.fullmatch(d)), reverse=True)
     problems = []
     for name in found:
         path = os.path.join(folder, name)
         try:
             meta = _read_meta(path)
-            tree, meta = load_sharded(path, like_of(meta))
+        except Exception as e:  # noqa: BLE001 - any failure to read means damaged
+            problems.append(f"{path}: {type(e).__name__}: {e}")
+            continue
+        like = like_of(path, meta)
+        try:
+            tree, meta = load_sharded(path, like)
         except Mismatch:
             raise  # another training's checkpoint: not damage
-        except Exception as e:  # noqa: BLE001 - any other failure to read means damaged
+        except Exception as e:  # noqa: BLE001
             problems.append(f"{path}: {type(e).__name__}: {e}")
             continue
         if problems:
@@ -173,3 +178,52 @@ def _read_meta(path) -> dict:
     ocp = _ocp()
     with _checkpointer(ocp) as reader:
         return reader.restore(path, ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+
+# ``train_(checkpoint=)``'s entries are flat names, ``leaf/layers.0.W``, ``opt/0.0.mu.1``,
+# ``losses``; orbax gets them nested at the first ``/`` (its own separator is ``.``).
+
+
+def in_use() -> bool:
+    """Whether ``train_(checkpoint=)`` writes orbax checkpoints: in a multi-process run."""
+    return jax.process_count() > 1
+
+
+def _nested(flat: dict) -> dict:
+    tree: dict = {}
+    for name, a in flat.items():
+        group, _, rest = name.partition("/")
+        if rest:
+            tree.setdefault(group, {})[rest] = a
+        else:
+            tree[group] = a
+    return tree
+
+
+def _flat(tree: dict) -> dict:
+    flat = {}
+    for group, value in tree.items():
+        if isinstance(value, dict):
+            flat.update({f"{group}/{k}": a for k, a in value.items()})
+        else:
+            flat[group] = value
+    return flat
+
+
+def template(a):
+    """A NumPy stand-in of ``a``'s shape and dtype that holds no memory (for ``like``)."""
+    return np.broadcast_to(np.zeros((), np.dtype(a.dtype)), np.shape(a))
+
+
+def write_named(folder, step, tensors: dict, meta: dict) -> None:
+    """``write`` for flat names (every process calls it; arrays may span processes)."""
+    write(folder, step, _nested(tensors), meta)
+
+
+def newest_named(folder, like_of):
+    """``newest`` for flat names: ``(path, meta, {name: NumPy array})`` or None."""
+    found = newest(folder, lambda path, meta: _nested(like_of(path, meta)))
+    if found is None:
+        return None
+    path, tree, meta = found
+    return path, meta, _flat(tree)
