@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 import fluxjax as fj
-from fluxjax.train import _opt_arrays
+from fluxjax.train import _opt_arrays, _sharding
+from fluxjax.train._steps import Compiled
 
 BATCH = 8
 
@@ -89,9 +90,20 @@ def oracle(out):
     json.dump(results, open(os.path.join(out, "oracle.json"), "w"))
 
 
+def held_bytes(shard_params):
+    """Bytes each of this process's devices holds for the params and Adam state that
+    ``train_`` carries over the 4 devices of the two processes."""
+    m, (X, Y) = model(), data()
+    lay = _sharding.layout("all", shard_params)
+    runner = Compiled(lambda x, y: fj.mse(m(x), y), list(fj.params(m)), fj.ADAM(0.01), lay)
+    runner.step((X[:BATCH], Y[:BATCH]))
+    return sorted(_sharding.device_bytes((runner.arrays, runner.state)).values())
+
+
 def loop(i, port, out):
     fj.distributed.initialize(f"127.0.0.1:{port}", 2, i)
     result = epoch_loop("all", True)
+    result["bytes"] = {"replicated": held_bytes(False), "split": held_bytes(True)}
     mine = np.array([i, 10.0 * i], np.float32)
     result["mean"] = {
         "float": fj.distributed.mean(float(i + 1)),

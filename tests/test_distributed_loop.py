@@ -108,6 +108,15 @@ def test_mean_averages_over_processes(loop_runs):
         np.testing.assert_allclose(run["mean"]["array"], [0.5, 5.0])
 
 
+def test_split_params_hold_a_quarter_per_device_over_two_processes(loop_runs):
+    floats = 4 * 3 + 4 + 2 * 4 + 2  # Dense(3, 4), Dense(4, 2)
+    # split over 4 devices: W1 by rows (3), b1 (1), W2 by columns (2); b2 (2,) cannot split
+    split = 3 + 1 + 2 + 2
+    for run in loop_runs[1]:  # params, Adam's two moments, and its int32 step count
+        assert run["bytes"]["replicated"] == [3 * 4 * floats + 4] * 2
+        assert run["bytes"]["split"] == [3 * 4 * split + 4] * 2
+
+
 def test_mean_in_one_process_returns_its_argument():
     import fluxjax as fj
 
