@@ -56,16 +56,23 @@ def epoch_loop(devices, shard):
 
 def resumable(devices, shard, folder=None, kill_at=0):
     """Three epochs of Adam over a shuffled DataLoader (params split over the devices),
-    checkpointed every 2 steps into ``folder``; SIGKILL after step ``kill_at`` (0: never)."""
+    checkpointed every 2 steps into ``folder``; SIGKILL after step ``kill_at`` (0: never).
+    At each epoch end each process evaluates its half of a validation set and
+    ``fj.distributed.mean`` averages the halves (the docs' epoch loop)."""
     X, Y = data()
-    m, opt, steps = model(), fj.ADAM(0.01), [0]
+    Xv, Yv = X[:16] + 0.5, Y[:16]
+    m, opt, steps, metrics = model(), fj.ADAM(0.01), [0], []
+    loader = fj.DataLoader((X, Y), BATCH, shuffle=True, key=1, shard=shard)
+    n, i = fj.distributed.process_count(), fj.distributed.process_index()
+    mine = slice(i * 16 // n, (i + 1) * 16 // n)
 
     def cb():
         steps[0] += 1
         if steps[0] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
+        if loader.position.batch == 0:  # an epoch just ended
+            metrics.append(fj.distributed.mean(float(fj.mse(m(Xv[mine]), Yv[mine]))))
 
-    loader = fj.DataLoader((X, Y), BATCH, shuffle=True, key=1, shard=shard)
     kw = {"checkpoint": folder, "checkpoint_every": 2} if folder else {}
     if devices is not None:
         kw.update(devices=devices, shard_params=True)
@@ -76,6 +83,7 @@ def resumable(devices, shard, folder=None, kill_at=0):
         "params": flat(m),
         "opt": {k: np.asarray(v).ravel().tolist() for k, v in state.items()},
         "steps_here": steps[0],
+        "metrics": metrics,
     }
 
 

@@ -137,6 +137,8 @@ def test_killed_pair_resumes_from_its_orbax_checkpoint_as_if_never_stopped(oracl
     for i in range(2):
         got = read(out, f"resume{i}")
         assert got["steps_here"] == 12 - 4  # resumed after step 4
+        assert len(want["metrics"]) == 3  # the validation loss after each epoch
+        np.testing.assert_allclose(got["metrics"], want["metrics"][1:], **TOLERANCE)
         np.testing.assert_allclose(got["losses"], want["losses"], **TOLERANCE)
         for a, b in zip(got["params"], want["params"], strict=True):
             np.testing.assert_allclose(a, b, **TOLERANCE)
