@@ -135,6 +135,18 @@ def survive(i, port, out, doing):
             time.sleep(0.05)
 
 
+def error(i, port, out):
+    """Process 1 raises after a round of training; process 0 trains on, waiting for it."""
+    fj.distributed.initialize(f"127.0.0.1:{port}", 2, i)
+    X, Y = data()
+    m, opt = model(), fj.ADAM(0.01)
+    listed = [(X[:BATCH], Y[:BATCH])] * 4
+    while True:
+        fj.train_(lambda x, y: fj.mse(m(x), y), m, listed, opt, devices="all")
+        if i == 1:
+            raise RuntimeError("a bug in process 1")
+
+
 def counts(i, port, out):
     """Process 1 says there are 3 processes; the coordinator (process 0) runs 2."""
     fj.distributed.initialize(f"127.0.0.1:{port}", 2 if i == 0 else 3, i)

@@ -47,6 +47,30 @@ def test_killed_peer_makes_the_survivor_exit_nonzero_within_30_s(tmp_path, doing
     assert took < NOTICED_WITHIN, f"the survivor exited {took:.1f} s after its peer died"
 
 
+def test_an_error_in_one_process_ends_the_run_promptly(tmp_path):
+    out = str(tmp_path)
+    survivor, failing = procs = pair("error", out)
+    try:  # without exit_on_error it would wait 300 s at JAX's shutdown barrier
+        failing.wait(timeout=2 * NOTICED_WITHIN + 30)
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+            p.wait()
+        pytest.fail("the process that raised did not exit")
+    failed = time.monotonic()
+    try:
+        survivor.wait(timeout=2 * NOTICED_WITHIN)
+    except subprocess.TimeoutExpired:
+        survivor.kill()
+        survivor.wait()
+        pytest.fail(f"the survivor still ran {2 * NOTICED_WITHIN} s after its peer failed")
+    took = time.monotonic() - failed
+    with open(failing.log) as f:
+        assert "RuntimeError: a bug in process 1" in f.read()  # the traceback is printed
+    assert failing.returncode == 1 and survivor.returncode != 0
+    assert took < NOTICED_WITHIN, f"the survivor exited {took:.1f} s after its peer failed"
+
+
 def test_process_counts_that_disagree_fail_both_processes(tmp_path):
     out = str(tmp_path)
     procs = pair("counts", out)

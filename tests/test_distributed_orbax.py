@@ -3,6 +3,7 @@ mismatches named, placement on read, the folder of ``train_(checkpoint=)``'s che
 The two-process writes are in ``test_distributed_loop.py``."""
 
 import os
+import sys
 
 import jax
 import numpy as np
@@ -85,3 +86,13 @@ def test_folder_keeps_the_newest_two_and_skips_a_damaged_one(tmp_path):
 
 def test_empty_folder_has_no_checkpoint(tmp_path):
     assert _orbax.newest(str(tmp_path), lambda path, meta: _tree()) is None
+
+
+def test_without_orbax_the_error_names_the_distributed_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "orbax.checkpoint", None)
+    extra = r"pip install 'fluxjax\[distributed\]'"
+    with pytest.raises(ImportError, match=r"sharded checkpoints.*" + extra):
+        _orbax.save_sharded(tmp_path / "c", _tree())
+    with pytest.raises(ImportError, match=extra):  # before any training, folder empty
+        _orbax.newest_named(str(tmp_path), lambda path, meta: {})
+    assert not os.listdir(tmp_path)

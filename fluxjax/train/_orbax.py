@@ -221,7 +221,9 @@ def write_named(folder, step, tensors: dict, meta: dict) -> None:
 
 
 def newest_named(folder, like_of):
-    """``newest`` for flat names: ``(path, meta, {name: NumPy array})`` or None."""
+    """``newest`` for flat names: ``(path, meta, {name: NumPy array})`` or None. Needs
+    orbax even for an empty folder: without it, training must not start."""
+    _ocp()
     found = newest(folder, lambda path, meta: _nested(like_of(path, meta)))
     if found is None:
         return None
