@@ -5,7 +5,9 @@ One process per machine (or per GPU), all running the same script. After
 ``train_(..., devices="all")`` splits each global batch over all of them; XLA's
 collectives (NCCL on GPUs, gloo on CPUs) combine the gradients. Feed each process its
 part of the batches with ``DataLoader(..., shard=True)``. ``save`` writes from process 0
-only. See ``docs/distributed.md``.
+only; ``train_(checkpoint=)`` writes orbax checkpoints from every process. ``mean``
+averages a metric over the processes. A dead or failing process ends the run within the
+heartbeat timeout (10 s by default). See ``docs/distributed.md``.
 """
 
 import os
@@ -81,10 +83,12 @@ def initialize(
 
 def _refuse_late_or_second_call():
     if jax.distributed.is_initialized():
+        state = _runtime()
         raise RuntimeError(
-            f"fluxjax.distributed.initialize was already called in this process (process "
-            f"{_runtime().process_id} of {_runtime().num_processes}); call it once, at the "
-            f"top of the script"
+            f"the multi-process runtime is already running in this process (process "
+            f"{state.process_id} of {state.num_processes}): fluxjax.distributed.initialize "
+            f"(or jax.distributed.initialize) was already called; call it once, at the top "
+            f"of the script"
         )
     if _config.backends_started():
         raise RuntimeError(

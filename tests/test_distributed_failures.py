@@ -98,4 +98,5 @@ def test_second_initialize_says_it_was_already_called(tmp_path):
     assert p.returncode == 0, open(p.log).read()[-3000:]
     with open(os.path.join(out, "twice.json")) as f:
         message = json.load(f)["message"]
-    assert "already called in this process (process 0 of 1)" in message
+    assert "already running in this process (process 0 of 1)" in message
+    assert "initialize (or jax.distributed.initialize) was already called" in message
