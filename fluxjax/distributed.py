@@ -12,6 +12,7 @@ heartbeat timeout (10 s by default). See ``docs/distributed.md``.
 
 import os
 import sys
+import time
 
 import jax
 import numpy as np
@@ -29,7 +30,8 @@ HEARTBEAT_SECONDS = 10
 heartbeats this long is taken for dead and every other process aborts (JAX's own
 default, 100 s, let a survivor run on for ~100 s)."""
 
-_COUNT_WAIT_MS = 60_000
+_WAIT_MS = 60_000  # for the other processes' counts
+_LINGER_S = 1.0  # process 0's pause before it exits on an error (see _exiting)
 
 
 def initialize(
@@ -106,24 +108,31 @@ def _runtime():
 
 def _check_counts():
     """Every process says how many processes it was told; each compares with process 0
-    (whose count the coordination service has), and process 0 with everyone."""
+    (whose count the coordination service has), and process 0 with everyone. All meet at
+    a barrier before any raises, so that process 0 (which hosts the service) cannot exit
+    before the others have read its count."""
     state = _runtime()
     me, count, client = state.process_id, state.num_processes, state.client
     client.key_value_set(f"fluxjax/num_processes/{me}", str(count))
     others = range(count) if me == 0 else [0]
-    for k in others:
-        said = int(client.blocking_key_value_get(f"fluxjax/num_processes/{k}", _COUNT_WAIT_MS))
-        if said != count:
+    said = {k: int(client.blocking_key_value_get(f"fluxjax/num_processes/{k}", _WAIT_MS))
+            for k in others}  # fmt: skip
+    client.wait_at_barrier("fluxjax/num_processes", _WAIT_MS)
+    for k, theirs in said.items():
+        if theirs != count:
             raise ValueError(
                 f"process {me} was started with num_processes={count}, but process {k} "
-                f"with num_processes={said}: every process must pass the same count (the "
-                f"coordinator runs {count if me == 0 else said} processes)"
+                f"with num_processes={theirs}: every process must pass the same count (the "
+                f"coordinator runs {count if me == 0 else theirs} processes)"
             )
 
 
 def _exiting(hook):
     """``sys.excepthook`` that reports as ``hook`` does, then, while the multi-process
-    runtime is up, ends the process at once (no shutdown barrier, no atexit handlers)."""
+    runtime is up, ends the process at once (no shutdown barrier, no atexit handlers).
+    Process 0 hosts the coordination service, whose end aborts every other process: it
+    lingers ``_LINGER_S`` first, so that processes failing at the same time (a count
+    that disagrees) print their own errors."""
 
     def report_and_exit(kind, value, traceback):
         try:
@@ -132,6 +141,8 @@ def _exiting(hook):
             sys.stderr.flush()
         finally:
             if jax.distributed.is_initialized():
+                if _runtime().process_id == 0:
+                    time.sleep(_LINGER_S)
                 os._exit(1)
 
     return report_and_exit

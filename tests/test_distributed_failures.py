@@ -84,7 +84,7 @@ def test_process_counts_that_disagree_fail_both_processes(tmp_path):
             pytest.fail("a process with a wrong num_processes kept running")
     logs = [open(p.log).read() for p in procs]
     for p, log in zip(procs, logs):
-        assert p.returncode == 1, log[-3000:]
+        assert p.returncode != 0, log[-3000:]
         assert "every process must pass the same count" in log, log[-3000:]
     assert "process 1 was started with num_processes=3, but process 0" in logs[1]
     assert "process 0 was started with num_processes=2, but process 1" in logs[0]
