@@ -37,7 +37,13 @@ def current_state(opt, plist):
 
 
 def named_state(opt, plist, state=None) -> dict:
-    """``{name: NumPy array}`` for the optax state of ``opt`` over ``plist`` (or ``state``)."""
+    """``{name: NumPy array}`` for the optax state of ``opt`` over ``plist`` (or ``state``).
+
+    >>> from fluxjax.tracker import param
+    >>> from fluxjax.train import ADAM
+    >>> sorted(named_state(ADAM(), [param([1.0, 2.0])]))
+    ['0.0.count', '0.0.mu.0', '0.0.nu.0']
+    """
     state = current_state(opt, plist) if state is None else state
     return {name: np.asarray(a) for name, a in _named(state).items()}
 

@@ -4,7 +4,14 @@ Each function returns an ``optax.GradientTransformation`` mapping a gradient to 
 in the gradient's direction (learning rate included), as ``apply!`` does; the optimiser
 classes in ``_optimisers.py`` chain it with ``optax.scale(-1)``. States are named records
 (``NamedTuple``), so a saved optimiser state names its entries (``mu``, ``nu``, ...).
-The step number ``t`` (1-based) is ``count + 1``; ``βᵗ`` is computed from it.
+The step number ``t`` (1-based) is ``count + 1``; ``1 - βᵗ`` is computed from it without
+cancellation (``-expm1(t log β)``).
+
+>>> import jax.numpy as jnp
+>>> tx = adagrad(0.1, 1e-8)  # Flux: a = ϵ + g², step η g / (√a + ϵ)
+>>> step, _ = tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))
+>>> round(float(step[0]), 6)
+0.1
 """
 
 import math
