@@ -93,6 +93,13 @@ def resume(i, port, out, kill_at):
     json.dump(result, open(os.path.join(out, f"resume{i}.json"), "w"))
 
 
+def resume_one(out):
+    """Resume the two processes' checkpoint (copied to ``OUT/ckpt_one``) in one process
+    on one device."""
+    result = resumable(None, False, os.path.join(out, "ckpt_one"))
+    json.dump(result, open(os.path.join(out, "resume_one.json"), "w"))
+
+
 def oracle(out):
     results = {"loop": epoch_loop(None, False), "resume": resumable(None, False)}
     json.dump(results, open(os.path.join(out, "oracle.json"), "w"))
@@ -175,7 +182,7 @@ def _free_port():
 if __name__ == "__main__":
     started = time.monotonic()
     mode, *args = sys.argv[1:]
-    if mode in ("oracle", "twice"):
+    if mode in ("oracle", "twice", "resume_one"):
         globals()[mode](args[0])
     else:
         globals()[mode](int(args[0]), int(args[1]), args[2], *args[3:])

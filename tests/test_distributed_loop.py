@@ -6,6 +6,7 @@ device (``devices=None``), run in a third child.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -126,16 +127,19 @@ def test_mean_in_one_process_returns_its_argument():
 
 
 def test_killed_pair_resumes_from_its_orbax_checkpoint_as_if_never_stopped(oracle, tmp_path):
+    """Killed after step 5, the pair resumes from step 4's orbax checkpoint; so does one
+    process on one device given a copy of it. Both equal the uninterrupted run."""
     out = str(tmp_path)
     finish_killed(pair("resume", out, 5))  # both SIGKILL themselves after step 5
     assert sorted(os.listdir(os.path.join(out, "ckpt"))) == [
         "step-000000002.orbax",
         "step-000000004.orbax",
     ]
-    finish(pair("resume", out, 0))
+    shutil.copytree(os.path.join(out, "ckpt"), os.path.join(out, "ckpt_one"))
+    finish([*pair("resume", out, 0), spawn("resume_one", [out], out, devices=1)])
     want = oracle["resume"]
-    for i in range(2):
-        got = read(out, f"resume{i}")
+    for name in ("resume0", "resume1", "resume_one"):  # the pair; one process, one device
+        got = read(out, name)
         assert got["steps_here"] == 12 - 4  # resumed after step 4
         assert len(want["metrics"]) == 3  # the validation loss after each epoch
         np.testing.assert_allclose(got["metrics"], want["metrics"][1:], **TOLERANCE)

@@ -184,12 +184,16 @@ class Checkpointer:
             self._restore(saved)
 
     def _newest(self) -> files.Saved | None:
-        """The checkpoint to resume from: a safetensors file, or in a multi-process run an
-        orbax folder each process wrote its shards into (``_orbax``)."""
-        if not _orbax.in_use():
-            return files.newest(self.folder)
-        found = _orbax.newest_named(self.folder, self._like)
-        return None if found is None else files.Saved(*found)
+        """The checkpoint to resume from, the later step of either kind: a safetensors file
+        (a one-process run's) or an orbax folder (a multi-process run's, each process
+        having written its shards: ``_orbax``), so a run resumes on another number of
+        processes or devices too."""
+        found = [files.newest(self.folder)]
+        if _orbax.in_use() or _orbax.holds_any(self.folder):
+            written = _orbax.newest_named(self.folder, self._like)
+            found.append(None if written is None else files.Saved(*written))
+        found = [saved for saved in found if saved is not None]
+        return max(found, key=lambda saved: saved.meta["step"], default=None)
 
     def _like(self, path, meta) -> dict:
         """The entries of an orbax checkpoint of this training, after checking its record."""

@@ -23,7 +23,7 @@ import numpy as np
 from fluxjax import tracker
 from fluxjax._optional import require
 
-__all__ = ["save_sharded", "load_sharded", "write", "newest", "Mismatch"]
+__all__ = ["save_sharded", "load_sharded", "write", "newest", "holds_any", "Mismatch"]
 
 _DIR = re.compile(r"step-(\d{9})\.orbax")
 _KEEP = 2
@@ -187,6 +187,12 @@ def _read_meta(path) -> dict:
 def in_use() -> bool:
     """Whether ``train_(checkpoint=)`` writes orbax checkpoints: in a multi-process run."""
     return jax.process_count() > 1
+
+
+def holds_any(folder) -> bool:
+    """Whether ``folder`` holds orbax checkpoints (complete ones: orbax renames a folder
+    into ``step-….orbax`` when every process is done)."""
+    return any(_DIR.fullmatch(d) for d in os.listdir(folder))
 
 
 def _nested(flat: dict) -> dict:
