@@ -7,7 +7,9 @@ the data position and the random streams from the newest valid checkpoint in ``f
 and then rides along as a callback that writes a new checkpoint every ``checkpoint_every``
 steps and at each epoch end. Each checkpoint is one safetensors file written atomically
 (``_io.write_atomic``) with a SHA-256 of its arrays; the last two are kept, so a damaged
-newest one falls back to the one before, with a warning.
+newest one falls back to the one before, with a warning. In a multi-process run each
+checkpoint is instead an orbax folder that every process writes its shards into, with no
+gather (``_orbax``); either kind resumes either kind of run.
 """
 
 from __future__ import annotations
