@@ -69,15 +69,23 @@ def initialize(
     1
     """
     _refuse_late_or_second_call()
-    if cpu_collectives is not None:
-        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    settings = {"jax_cpu_collectives_implementation": cpu_collectives}
     if _config.SYNC_CPU_DISPATCH:
         # collectives across CPU devices can deadlock with synchronous dispatch
-        jax.config.update("jax_cpu_enable_async_dispatch", True)
-    jax.distributed.initialize(
-        coordinator_address, num_processes, process_id,
-        heartbeat_timeout_seconds=heartbeat_timeout_seconds, **kwargs,
-    )  # fmt: skip
+        settings["jax_cpu_enable_async_dispatch"] = True
+    before = {name: jax.config.values[name] for name in settings}
+    try:
+        for name, value in settings.items():
+            if value is not None:
+                jax.config.update(name, value)
+        jax.distributed.initialize(
+            coordinator_address, num_processes, process_id,
+            heartbeat_timeout_seconds=heartbeat_timeout_seconds, **kwargs,
+        )  # fmt: skip
+    except BaseException:
+        for name, value in before.items():  # a failed start changes nothing
+            jax.config.update(name, value)
+        raise
     if exit_on_error:
         sys.excepthook = _exiting(sys.excepthook)
     _check_counts()

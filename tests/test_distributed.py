@@ -233,3 +233,23 @@ def test_initialize_after_jax_started_says_to_call_it_first():
         fj.distributed.initialize("127.0.0.1:1", 2, 0)
     assert jax.config.jax_cpu_collectives_implementation == collectives  # nothing changed
     assert fj.distributed.process_count() == 1 and fj.distributed.process_index() == 0
+
+
+def test_initialize_that_fails_changes_no_setting():
+    code = textwrap.dedent("""
+        import jax, fluxjax as fj
+        names = ("jax_cpu_collectives_implementation", "jax_cpu_enable_async_dispatch")
+        before = [jax.config.values[n] for n in names]
+        try:  # JAX refuses the process id before connecting anywhere
+            fj.distributed.initialize("127.0.0.1:1", 2, 5, cpu_collectives="mpi")
+        except ValueError as e:
+            print("refused:", "process_id" in str(e))
+        after = [jax.config.values[n] for n in names]
+        print(after == before, jax.distributed.is_initialized())
+    """)
+    env = _env(1)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["refused:", "True", "True", "False"]
