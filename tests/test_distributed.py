@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -227,7 +228,28 @@ def test_cpu_devices_made_after_import_train_like_one_device():
 
 def test_initialize_after_jax_started_says_to_call_it_first():
     np.asarray(fj.param([1.0]).data)  # JAX's backend is running in this process
-    with pytest.raises(RuntimeError) as found:
-        fj.distributed.initialize("127.0.0.1:1", 2, 0, cpu_collectives=None)
-    assert "at the top of the script" in " ".join(getattr(found.value, "__notes__", []))
+    collectives = jax.config.jax_cpu_collectives_implementation
+    with pytest.raises(RuntimeError, match="call it at the top of the script"):
+        fj.distributed.initialize("127.0.0.1:1", 2, 0)
+    assert jax.config.jax_cpu_collectives_implementation == collectives  # nothing changed
     assert fj.distributed.process_count() == 1 and fj.distributed.process_index() == 0
+
+
+def test_initialize_that_fails_changes_no_setting():
+    code = textwrap.dedent("""
+        import jax, fluxjax as fj
+        names = ("jax_cpu_collectives_implementation", "jax_cpu_enable_async_dispatch")
+        before = [jax.config.values[n] for n in names]
+        try:  # JAX refuses the process id before connecting anywhere
+            fj.distributed.initialize("127.0.0.1:1", 2, 5, cpu_collectives="mpi")
+        except ValueError as e:
+            print("refused:", "process_id" in str(e))
+        after = [jax.config.values[n] for n in names]
+        print(after == before, jax.distributed.is_initialized())
+    """)
+    env = _env(1)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["refused:", "True", "True", "False"]

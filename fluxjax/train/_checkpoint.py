@@ -7,7 +7,9 @@ the data position and the random streams from the newest valid checkpoint in ``f
 and then rides along as a callback that writes a new checkpoint every ``checkpoint_every``
 steps and at each epoch end. Each checkpoint is one safetensors file written atomically
 (``_io.write_atomic``) with a SHA-256 of its arrays; the last two are kept, so a damaged
-newest one falls back to the one before, with a warning.
+newest one falls back to the one before, with a warning. In a multi-process run each
+checkpoint is instead an orbax folder that every process writes its shards into, with no
+gather (``_orbax``); either kind resumes either kind of run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from fluxjax import tracker
 from fluxjax.layers._walk import path_of, walk
 
 from . import _checkpoint_files as files
-from . import _opt_arrays
+from . import _opt_arrays, _orbax
 from . import _sharding as sharding
 from ._data import DataLoader, Position
 from ._optimisers import FluxOptimiser
@@ -179,9 +181,30 @@ class Checkpointer:
         self.start, self.last, self.losses = 0, 0, np.zeros(0, np.float32)
         self.loop = self.runner = None
         os.makedirs(self.folder, exist_ok=True)
-        saved = files.newest(self.folder)
+        saved = self._newest()
         if saved is not None:
             self._restore(saved)
+
+    def _newest(self) -> files.Saved | None:
+        """The checkpoint to resume from, the later step of either kind: a safetensors file
+        (a one-process run's) or an orbax folder (a multi-process run's, each process
+        having written its shards: ``_orbax``), so a run resumes on another number of
+        processes or devices too."""
+        found = [files.newest(self.folder)]
+        if _orbax.in_use() or _orbax.holds_any(self.folder):
+            written = _orbax.newest_named(self.folder, self._like)
+            found.append(None if written is None else files.Saved(*written))
+        found = [saved for saved in found if saved is not None]
+        return max(found, key=lambda saved: saved.meta["step"], default=None)
+
+    def _like(self, path, meta) -> dict:
+        """The entries of an orbax checkpoint of this training, after checking its record."""
+        self._check(files.Saved(path, meta, {}))
+        like = {f"leaf/{n}": _orbax.template(v) for n, v in zip(self.named.names, self._values())}
+        for name, a in _opt_arrays.named_state(self.opt, self.plist).items():
+            like[f"opt/{name}"] = _orbax.template(a)
+        like["losses"] = np.zeros(meta["step"], np.float32)
+        return like
 
     def _shapes(self) -> dict:
         return {n: tuple(np.shape(v)) for n, v in zip(self.named.names, self._values())}
@@ -230,7 +253,7 @@ class Checkpointer:
         state = getattr(self.runner, "state", None)  # the compiled runner's carry
         if state is None:
             return _opt_arrays.current_state(self.opt, self.plist)
-        return sharding.gather(self.runner.layout, state)
+        return state if _orbax.in_use() else sharding.gather(self.runner.layout, state)
 
     def __call__(self):
         """After each step or chunk: write a checkpoint when one is due."""
@@ -250,11 +273,10 @@ class Checkpointer:
     def write(self, step, pos, opt_state):
         """Write the checkpoint of step ``step`` (atomically), keep the last two."""
         self.last = step
-        if jax.process_index() != 0:
+        sharded = _orbax.in_use()  # every process writes its shards, no gather
+        if not sharded and jax.process_index() != 0:
             return  # one writer: after a step every process holds the same values
-        tensors = {f"leaf/{n}": np.asarray(v) for n, v in zip(self.named.names, self._values())}
-        for name, a in _opt_arrays.named_state(self.opt, self.plist, opt_state).items():
-            tensors[f"opt/{name}"] = a
+        tensors = self._sharded(opt_state) if sharded else self._tensors(opt_state)
         tensors["losses"] = np.concatenate([self.losses, self.loop.host()]).astype(np.float32)
         meta = {
             "step": step, "epoch": pos.epoch, "batch": pos.batch,
@@ -262,4 +284,24 @@ class Checkpointer:
             "optimiser": _describe(self.opt), "batches": len(self.data),
             "entries": self._shapes(), "epochs": self.epochs, "done": step == self.total,
         }  # fmt: skip
-        files.write(self.folder, step, tensors, meta)
+        (_orbax.write_named if sharded else files.write)(self.folder, step, tensors, meta)
+
+    def _tensors(self, opt_state) -> dict:
+        tensors = {f"leaf/{n}": np.asarray(v) for n, v in zip(self.named.names, self._values())}
+        for name, a in _opt_arrays.named_state(self.opt, self.plist, opt_state).items():
+            tensors[f"opt/{name}"] = a
+        return tensors
+
+    def _sharded(self, opt_state) -> dict:
+        """The entries as the compiled runner carries them (split over the processes'
+        devices), where it does; else the leaves' values."""
+        runner, carried = self.runner, {}
+        if getattr(runner, "arrays", None) is not None:
+            leaves = runner.plist + runner.entry.extras
+            arrays = [*runner.arrays, *runner.extras]
+            carried = {id(leaf): a for leaf, a in zip(leaves, arrays) if not a.is_deleted()}
+        values = [carried.get(id(leaf), v) for leaf, v in zip(self.named.leaves, self._values())]
+        tensors = {f"leaf/{n}": v for n, v in zip(self.named.names, values)}
+        for name, a in _opt_arrays.named_arrays(opt_state).items():
+            tensors[f"opt/{name}"] = a
+        return tensors

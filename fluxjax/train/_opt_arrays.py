@@ -48,6 +48,11 @@ def named_state(opt, plist, state=None) -> dict:
     return {name: np.asarray(a) for name, a in _named(state).items()}
 
 
+def named_arrays(state) -> dict:
+    """``{name: array}`` for an optax state, its arrays as they are (split over devices)."""
+    return _named(state)
+
+
 def put_named(opt, plist, arrays: dict, where: str) -> None:
     """Set ``opt``'s state for ``plist`` from ``arrays`` (as ``named_state`` gives them).
 

@@ -135,14 +135,26 @@ def _spec(lay: Layout, shape, sharded: bool) -> P:
     return P()
 
 
+def _to(a, where: NamedSharding):
+    """``a`` placed as ``where`` says. An array of this process only (NumPy, or one
+    committed to a device by an earlier ``train_``) goes to a mesh spanning several
+    processes piece by piece, each of this process's devices getting its slice (JAX's
+    ``device_put`` would take it for a cross-host transfer and refuse). Every process
+    passes the same values, as for any replicated input."""
+    if where.is_fully_addressable or (isinstance(a, jax.Array) and not a.is_fully_addressable):
+        return jax.device_put(a, where)
+    shape = np.shape(a)
+    mine = where.addressable_devices_indices_map(shape).items()
+    pieces = [jax.device_put(a[index], device) for device, index in mine]
+    return jax.make_array_from_single_device_arrays(shape, where, pieces)
+
+
 def _put(lay, tree, sharded):
     if lay.mesh is None:
         return tree
-
-    def put(a):
-        return jax.device_put(a, NamedSharding(lay.mesh, _spec(lay, np.shape(a), sharded)))
-
-    return jax.tree.map(put, tree)
+    return jax.tree.map(
+        lambda a: _to(a, NamedSharding(lay.mesh, _spec(lay, np.shape(a), sharded))), tree
+    )
 
 
 def place_params(lay: Layout, tree):
@@ -166,7 +178,11 @@ def place_batch(lay: Layout, item):
     leaves, tree = jax.tree.flatten(item)
     _check_item(lay, leaves)
     leaves = [_from_host_on_cpu(a) for a in leaves]
-    placed = jax.device_put(leaves, [lay.split if np.ndim(a) else lay.whole for a in leaves])
+    where = [lay.split if np.ndim(a) else lay.whole for a in leaves]
+    if lay.split.is_fully_addressable:
+        placed = jax.device_put(leaves, where)  # one transfer
+    else:
+        placed = [_to(a, w) for a, w in zip(leaves, where)]
     return jax.tree.unflatten(tree, placed)
 
 
