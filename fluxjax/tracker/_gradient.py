@@ -132,32 +132,23 @@ def forward(f, *xs):
             recorded = _recorded(f, ps)
             if recorded is not None:
                 y, _ = recorded
-                return y.data, lambda Δ: Grads(zip(ps, _by_param(ps, y, _seed(Δ, y))))
-            y, pull = _pure_vjp(f, (), ps, [p.data for p in ps])
-            return y, lambda Δ: Grads(zip(ps, _first(pull(jnp.asarray(Δ, y.dtype)))))
+                return y.data, lambda Δ: Grads(zip(ps, _by_param(ps, y, _like(y, Δ))))
+            y, back = _pure_vjp(f, (), ps, [p.data for p in ps])
+            return y, lambda Δ: Grads(zip(ps, back(Δ)))
     split = split_states(xs)
     if split is not None:
         return stateful_vjp(f, split, as_input)
-    y, pull = _pure_vjp(f, _inputs(xs), (), ())
-    return y, lambda Δ: _after_first(pull(jnp.asarray(Δ, y.dtype)))
+    return _pure_vjp(f, _inputs(xs), (), ())
 
 
-def _seed(Δ, y):
+def _like(y, Δ):
     return jnp.broadcast_to(jnp.asarray(Δ, y.dtype), y.shape)
 
 
-def _first(gs):
-    g, *_ = gs
-    return g
-
-
-def _after_first(gs):
-    _, *rest = gs
-    return tuple(rest)
-
-
 def _pure_vjp(f, args, leaves, values):
-    """``jax.vjp`` through the bridge; assigned leaves are written back when it returns."""
+    """``(y, back)``: ``jax.vjp`` through the bridge; ``back(Δ)`` gives the gradients of
+    the ``leaves`` if there are any, else of the ``args``. Assigned leaves are written
+    back when it returns."""
     runs = []
 
     def g(vals, *a):
@@ -169,7 +160,12 @@ def _pure_vjp(f, args, leaves, values):
     r = runs.pop()
     raise_failed(oks, [m for _, m in r.checks])
     write_back(r.touched, written)
-    return y, pull
+
+    def back(Δ):
+        leaf_grads, *arg_grads = pull(jnp.asarray(Δ, y.dtype))
+        return leaf_grads if leaves else tuple(arg_grads)
+
+    return y, back
 
 
 _HOOKS = Cache(256, "hook functions")
