@@ -1,6 +1,6 @@
 """The tape: a recorded graph replayed as one JAX function, compiled and cached by structure.
 
-``plan(root)`` orders the op nodes under a root into a ``Tape`` of ``Step``s, each naming
+``plan(root)`` orders the op nodes under a root into a ``Tape`` of steps, each naming
 its inputs by position, so two graphs built the same way (same ops, same static
 arguments, same input shapes and dtypes) get the same ``Key`` whatever their values.
 ``tape.forward()`` computes the root; ``tape.backward()`` is the backward pass: one
@@ -24,20 +24,12 @@ import jax.numpy as jnp
 from ._cache import Cache
 from ._cell import Aval, LeafCell, Value
 from ._compat import Tracer
-from ._spec import Op, call
+from ._spec import call
 from ._trace import TRACE
 
 _SEEN = Cache(1024, "compiled replays")  # Key -> compiled fn, or None when seen once
 _LOOSE = Cache(256, "replay misses")  # structure ignoring function identity -> (misses, key)
 _WARNED = Cache(1, "recompile warning given")
-
-
-class Step(NamedTuple):
-    """One op on a tape: ``op`` applied to ``refs``, positions in the tape's running list
-    of values (the tape's inputs first, then each step's output, in order)."""
-
-    op: Op
-    refs: tuple
 
 
 class Key(NamedTuple):
@@ -70,9 +62,11 @@ def value(x):
 
 
 class Tape(NamedTuple):
-    """The op nodes under a root, in order: ``steps`` (one per node, the root last) over
-    ``inputs`` (leaf cells, plain arrays, nodes that hold a value), with ``sigs`` the
-    inputs' signatures and ``nodes`` the recorded values themselves."""
+    """The op nodes under a root, in order. ``steps``: one ``(op, refs)`` pair per node,
+    the root last, an ``Op`` applied to ``refs``, positions in the running list of values
+    (the tape's ``inputs`` first, then each step's output); ``inputs``: leaf cells, plain
+    arrays, nodes that hold a value; ``sigs``: the inputs' signatures; ``nodes``: the
+    recorded values themselves."""
 
     steps: tuple
     inputs: list
@@ -157,35 +151,32 @@ def plan(root, full=True) -> Tape:
     leaf cells (``full``, for the backward pass), or stopping at nodes holding a value."""
     nodes, at, stack = [], {}, [root]
     while stack:  # depth first: a node goes on the tape once all its inputs are on it
-        n = stack.pop()
+        n = stack[-1]
         if id(n) in at:
+            stack.pop()
             continue
-        todo = [
-            a
-            for a in n._in
-            if isinstance(a, Value) and id(a) not in at and (full or a._value is None)
-        ]
-        if todo:
-            stack.append(n)
-            stack += todo
-            continue
-        at[id(n)] = len(nodes)
-        nodes.append(n)
-    inputs, where = [], {}
-    for n in nodes:
+        waiting = False
         for a in n._in:
-            if id(a) not in at and id(a) not in where:
-                where[id(a)] = len(inputs)
-                inputs.append(a)
-    where.update({k: len(inputs) + i for k, i in at.items()})
-    steps = tuple([Step(n._op, tuple([where[id(a)] for a in n._in])) for n in nodes])
+            if isinstance(a, Value) and id(a) not in at and (full or a._value is None):
+                stack.append(a)
+                waiting = True
+        if not waiting:
+            stack.pop()
+            at[id(n)] = len(nodes)
+            nodes.append(n)
+    found = {id(a): a for n in nodes for a in n._in if id(a) not in at}  # in order, once
+    inputs = list(found.values())
+    where = {k: j for j, k in enumerate(found)}  # the inputs first,
+    for k, i in at.items():  # then the steps' outputs
+        where[k] = len(inputs) + i
+    steps = tuple([(n._op, tuple([where[id(a)] for a in n._in])) for n in nodes])
     sigs = tuple(
         [
-            a.sig
+            a.sig  # a leaf cell's: (is it a state leaf, its aval)
             if type(a) is LeafCell
-            else a._aval
+            else a._aval  # a node holding a value
             if isinstance(a, Value)
-            else Aval(a.shape, a.dtype, getattr(a, "weak_type", False))
+            else Aval(a.shape, a.dtype, getattr(a, "weak_type", False))  # an array
             for a in inputs
         ]
     )
@@ -236,7 +227,7 @@ def _fn_name(fn):
 
 def _note_miss(key):
     """Warn once when the same structure keeps missing: a new function or constant each time."""
-    names = tuple(_fn_name(step.op.fn) for step in key.steps)
+    names = tuple(_fn_name(op.fn) for op, _ in key.steps)
     loose = key._replace(steps=names)
     misses, last = _LOOSE.get(loose, (0, None))
     _LOOSE[loose] = (misses + 1, key)

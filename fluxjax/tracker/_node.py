@@ -214,7 +214,7 @@ def apply(fn, args, kwargs, remat=False):
     if reads or remat:
         op, dyn = with_reads(op, dyn, reads, remat)
     if kind == _SINGLE:
-        return tracked_type(aval.shape)._node(op, tuple(dyn), aval)
+        return (TrackedReal if aval.shape == () else TrackedArray)._node(op, tuple(dyn), aval)
     if kind == _MULTI:
         return _multi(op, tuple(dyn), aval, None)
     return call(op, [value(x) for x in dyn])
@@ -234,7 +234,7 @@ def _eager(op, dyn, aval, kind):
         return out
     if kind == _MULTI:
         return _multi(op, dyn, aval, out)
-    return tracked_type(aval.shape)._node(op, dyn, aval, out)
+    return (TrackedReal if aval.shape == () else TrackedArray)._node(op, dyn, aval, out)
 
 
 def _leaf(tree, i):
