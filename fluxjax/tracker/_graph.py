@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from ._cache import Cache
-from ._cell import Aval, LeafCell, Value
+from ._cell import LeafCell, Value
 from ._compat import Tracer
 from ._spec import call
 from ._trace import TRACE
@@ -149,7 +149,7 @@ def _backward_fn(steps, wrt, acc, pend, seeded):
 def plan(root, full=True) -> Tape:
     """The tape of the op nodes under ``root``, each after the nodes it reads: down to the
     leaf cells (``full``, for the backward pass), or stopping at nodes holding a value."""
-    nodes, at, stack = [], {}, [root]
+    nodes, inputs, at, where, stack = [], [], {}, {}, [root]
     while stack:  # depth first: a node goes on the tape once all its inputs are on it
         n = stack[-1]
         if id(n) in at:
@@ -160,23 +160,25 @@ def plan(root, full=True) -> Tape:
             if isinstance(a, Value) and id(a) not in at and (full or a._value is None):
                 stack.append(a)
                 waiting = True
-        if not waiting:
-            stack.pop()
-            at[id(n)] = len(nodes)
-            nodes.append(n)
-    found = {id(a): a for n in nodes for a in n._in if id(a) not in at}  # in order, once
-    inputs = list(found.values())
-    where = {k: j for j, k in enumerate(found)}  # the inputs first,
-    for k, i in at.items():  # then the steps' outputs
+        if waiting:
+            continue
+        stack.pop()
+        at[id(n)] = len(nodes)
+        nodes.append(n)
+        for a in n._in:  # the tape's inputs, once each, in order
+            if id(a) not in at and id(a) not in where:
+                where[id(a)] = len(inputs)
+                inputs.append(a)
+    for k, i in at.items():  # refs: the inputs first, then the steps' outputs
         where[k] = len(inputs) + i
     steps = tuple([(n._op, tuple([where[id(a)] for a in n._in])) for n in nodes])
-    sigs = tuple(
+    sigs = tuple(  # as _spec.sig, but a leaf cell's tells a state leaf (inlined: hot path)
         [
-            a.sig  # a leaf cell's: (is it a state leaf, its aval)
+            a.sig
             if type(a) is LeafCell
-            else a._aval  # a node holding a value
+            else a._aval
             if isinstance(a, Value)
-            else Aval(a.shape, a.dtype, getattr(a, "weak_type", False))  # an array
+            else (a.shape, a.dtype, getattr(a, "weak_type", False))
             for a in inputs
         ]
     )
