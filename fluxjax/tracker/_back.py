@@ -42,10 +42,10 @@ def back_(y, Δ=None, *, once=True):
         check(jnp.isfinite(value), "back_: the loss is not finite; nothing was changed")
     if concrete and y._value is None:
         y._value = value
-    added = set()  # a param read through several cells adds them up
+    added, watched = set(), TRACE.watches  # a param read through several cells adds them up
     for cell, g in zip(cells, grads):
         p = cell.owner
-        if TRACE.watches:
+        if watched:
             note(p)
         p._grad = p._grad + g if id(p) in added else g
         added.add(id(p))

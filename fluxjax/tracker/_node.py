@@ -41,6 +41,7 @@ from ._spec import (
 from ._trace import TRACE, note
 
 _NO: dict = {}  # no keyword arguments (never written)
+_new = tuple.__new__  # makes a NamedTuple from a tuple without its Python-level __new__
 
 
 def _op(f):
@@ -205,7 +206,8 @@ def apply(fn, args, kwargs, remat=False):
     dyn: list = []
     cells = getattr(fn, "__closure__", None)
     kspec = _spec(kwargs, dyn) if kwargs else _NOKW
-    op = Op(fn, _flat_spec(args, dyn), kspec, _closure_key(cells) if cells else ())
+    closure = _closure_key(cells) if cells else ()
+    op = _new(Op, (fn, _flat_spec(args, dyn), kspec, closure))  # Op(...), per op: quicker
     aval, kind, reads = out_aval(op, dyn)
     if TRACE.swaps or _any_tracer(dyn):
         if remat:  # a fresh wrapper: JAX caches a checkpoint's trace, closed-over values too
