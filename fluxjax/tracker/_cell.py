@@ -1,13 +1,17 @@
-"""Leaves and the base of every tracked value: the data a value carries, without operators.
+"""The records under every tracked value: ``Aval``, ``LeafCell`` and ``Value``.
 
 A leaf (``param(x)``, ``state(x)``) owns a ``LeafCell`` holding its current value.
 ``update_`` and ``leaf.data = v`` give the leaf a fresh cell, so nodes recorded earlier
-still see the value the leaf had when they were made. ``Value`` is the base class of
-``Tracked``: construction, shape and dtype, ``.grad``, conversions and printing. The
-operators, and reading a lazily recorded value, are in ``_node.py``.
+still see the value the leaf had when they were made. ``Value`` is the record behind
+``Tracked``: a recorded op (its ``Op``, inputs and ``Aval``) or a leaf (its cell and
+``.grad``), with everything that needs no operator (shape, ``.grad``, conversions,
+printing). ``Tracked`` (``_node.py``) adds the operators, which record ops, and reading
+a lazily recorded value, which replays the graph: both need the modules above this one.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +22,14 @@ from ._compat import Tracer
 from ._trace import TRACE, note
 
 
+class Aval(NamedTuple):
+    """The abstract value of an array: what is known without computing it."""
+
+    shape: tuple
+    dtype: object
+    weak: bool = False  # a weakly typed Python number (JAX's ``weak_type``)
+
+
 def watch(owner, value):
     """Note a read of ``owner`` for the open ``watching()`` blocks, if ``value`` is concrete."""
     if TRACE.watches and not isinstance(value, Tracer):
@@ -25,19 +37,19 @@ def watch(owner, value):
 
 
 class LeafCell:
-    """The value a param holds between two updates, and the param that owns it.
+    """The value a leaf holds between two writes, and the leaf that owns it.
 
-    ``update_`` makes a *pending* cell (``value is None``, ``pending = (cell, Δ)``): the
-    addition runs inside the next compiled replay that needs it, or on first read.
+    ``update_`` makes a *pending* cell (``value is None``): its value is ``old``'s plus
+    ``step``, added inside the next compiled replay that needs it, or on first read.
+    ``sig`` is what a compiled replay is keyed on: whether it is a state leaf, and its aval.
     """
 
-    __slots__ = ("value", "owner", "aval", "pending")
+    __slots__ = ("value", "owner", "aval", "old", "step", "sig")
 
-    def __init__(self, value, owner, pending=None, aval=None):
-        self.value = value
-        self.owner = owner
-        self.pending = pending
-        self.aval = (value.shape, value.dtype, False) if aval is None else aval
+    def __init__(self, value, owner, aval=None, old=None, step=None):
+        self.value, self.owner, self.old, self.step = value, owner, old, step
+        self.aval = Aval(value.shape, value.dtype) if aval is None else aval
+        self.sig = (owner._state, self.aval)
 
     def get(self):
         """The concrete value, computing a pending update now."""
@@ -45,16 +57,17 @@ class LeafCell:
         if TRACE.watches:
             watch(self.owner, v)
         if v is None:
-            old, step = self.pending
-            v = (old.get() + step).astype(self.aval[1])
+            v = (self.old.get() + self.step).astype(self.aval.dtype)
             if not isinstance(v, Tracer):  # settled inside a trace: never keep the tracer
-                self.value, self.pending = v, None
+                self.value, self.old, self.step = v, None, None
         return v
 
 
 class Value:
-    """Base of ``Tracked``: what a tracked value holds (``_op``/``_in`` for an op node,
-    ``_cell`` for a leaf), and everything that needs no operator."""
+    """The record behind ``Tracked``. An op node holds ``_op`` (an ``Op``: function and
+    static arguments), ``_in`` (its inputs: nodes, leaf cells, arrays), ``_aval`` and, once
+    computed, ``_value``; ``_done`` once ``back_`` freed it. A leaf holds ``_cell``,
+    ``_grad`` and ``_state`` (True for a ``state`` leaf)."""
 
     __slots__ = (
         "_op",
@@ -116,7 +129,7 @@ class Value:
             raise AttributeError("a state leaf has no gradient (it is not trainable)")
         if TRACE.watches and self._cell is not None:
             note(self)
-        self._grad = None if value is None else jnp.asarray(value, self._aval[1])
+        self._grad = None if value is None else jnp.asarray(value, self._aval.dtype)
 
     # -- in place: a leaf's value changes, the leaf stays the same object ------------
     def _inplace(self, f, other):
@@ -137,15 +150,16 @@ class Value:
     def __itruediv__(self, other):
         return self._inplace(jnp.true_divide, other)
 
-    shape = property(lambda self: self._aval[0], doc="The shape, known without computing.")
-    dtype = property(lambda self: self._aval[1], doc="The dtype, known without computing.")
-    ndim = property(lambda self: len(self._aval[0]))
-    size = property(lambda self: int(np.prod(self._aval[0], dtype=np.int64)))
+    shape = property(lambda self: self._aval.shape, doc="The shape, known without computing.")
+    dtype = property(lambda self: self._aval.dtype, doc="The dtype, known without computing.")
+    ndim = property(lambda self: len(self._aval.shape))
+    size = property(lambda self: int(np.prod(self._aval.shape, dtype=np.int64)))
 
     def __len__(self):
-        if not self._aval[0]:
+        if not self._aval.shape:
             raise TypeError("len() of a 0-d tracked value")
-        return self._aval[0][0]
+        first, *_ = self._aval.shape
+        return first
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -188,11 +202,11 @@ _ZEROS = Cache(256, "zero gradients")
 
 
 def _zeros(aval):
-    key = (aval[0], aval[1])
+    key = (aval.shape, aval.dtype)
     z = _ZEROS.get(key)
     if z is None:
         with jax.ensure_compile_time_eval():  # a concrete array, even inside a trace
-            z = _ZEROS[key] = jnp.zeros(aval[0], aval[1])
+            z = _ZEROS[key] = jnp.zeros(aval.shape, aval.dtype)
     return z
 
 
@@ -211,12 +225,12 @@ def _numeric(x, what):
 
 def _coerce(x, aval, what):
     """``x`` as the value of a leaf of ``aval``: the leaf's shape, cast to its dtype."""
-    if isinstance(x, jax.Array) and x.shape == aval[0] and x.dtype == aval[1]:
+    if isinstance(x, jax.Array) and x.shape == aval.shape and x.dtype == aval.dtype:
         return x  # already right: no conversion (this runs on every write-back)
     a = _numeric(x, what)
-    if a.shape != aval[0]:
-        raise ValueError(f"{what} has shape {a.shape}, the leaf has shape {aval[0]}")
-    return a.astype(aval[1]) if isinstance(a, Tracer) else jnp.asarray(a, aval[1])
+    if a.shape != aval.shape:
+        raise ValueError(f"{what} has shape {a.shape}, the leaf has shape {aval.shape}")
+    return a.astype(aval.dtype) if isinstance(a, Tracer) else jnp.asarray(a, aval.dtype)
 
 
 def _as_float_array(x):

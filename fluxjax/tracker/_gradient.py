@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 
 from . import _trace
-from ._back import pure_backward
 from ._bridge import as_input, raise_failed, run, scalar_of, write_back
 from ._cache import Cache
 from ._cell import LeafCell
+from ._graph import plan
 from ._lift import track
 from ._models import split_states, stateful_vjp
 from ._node import Tracked, apply
@@ -45,20 +45,20 @@ def gradient(f, *xs):
     >>> float(df(2)), float(d2f(2))
     (14.0, 6.0)
     """
-    if len(xs) == 1 and isinstance(xs[0], Params):
-        ps = list(xs[0])
-        recorded = _recorded(f, ps)
-        if recorded is not None:
+    match xs:
+        case (Params() as params,):
+            ps = list(params)
+            recorded = _recorded(f, ps)
+            if recorded is None:
+                return Grads(zip(ps, _pure_grad(f, (), ps, [p.data for p in ps], argnums=0)))
             y, seen = recorded
             try:
                 if y.shape != ():  # known without computing y: the replay computes it once
                     raise ValueError(f"gradient needs f to return a scalar, got shape {y.shape}")
-                return Grads(zip(ps, _by_param(ps, pure_backward(y, _ids(ps))[1])))
+                return Grads(zip(ps, _by_param(ps, y)))
             except BaseException:
                 restore(seen)
                 raise
-        gs = _pure_grad(f, (), ps, [p.data for p in ps], argnums=0)
-        return Grads(zip(ps, gs))
     if not xs:
         raise TypeError("gradient(f, *xs) needs arguments, or a Params for a zero-argument f")
     split = split_states(xs)
@@ -88,32 +88,32 @@ def _recorded(f, ps):
     return None
 
 
-def _ids(ps):
-    return {id(p): p for p in ps}
-
-
-def _by_param(ps, pairs):
-    """One gradient per param of ``ps``: a param's cells summed, zeros where unreached."""
+def _by_param(ps, y, dy=None):
+    """One gradient of the recorded ``y`` per param of ``ps``, from one cached compiled
+    replay (as ``back_`` runs, but no ``.grad`` changes and nothing is freed): a param's
+    cells summed, zeros where ``y`` does not reach it."""
+    _, cells, grads = plan(y).backward(dy, wanted={id(p): p for p in ps})
     out = {}
-    for owner, g in pairs:
-        out[id(owner)] = g if id(owner) not in out else out[id(owner)] + g
+    for c, g in zip(cells, grads):
+        k = id(c.owner)
+        out[k] = out[k] + g if k in out else g
     return [out[id(p)] if id(p) in out else jnp.zeros(p.shape, p.dtype) for p in ps]
 
 
 def _pure_grad(f, args, leaves, values, argnums):
     """``jax.grad`` through the bridge: differentiates w.r.t. ``values`` (argnums 0) or
     ``args`` (argnums 1..); what ``f`` assigned to leaves is written back after success."""
-    touched, messages = [], []
+    runs = []
 
     def g(vals, *a):
         r = run(f, a, leaves, vals)
-        touched.append(r.touched)
-        messages[:] = [m for _, m in r.checks]
+        runs.append(r)
         return scalar_of(r.out), (r.written, [ok for ok, _ in r.checks])
 
     gs, (written, oks) = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
-    raise_failed(oks, messages)
-    write_back(touched[-1], written)
+    r = runs.pop()
+    raise_failed(oks, [m for _, m in r.checks])
+    write_back(r.touched, written)
     return gs
 
 
@@ -126,40 +126,46 @@ def forward(f, *xs):
     >>> float(y), [float(g) for g in back(1.0)]
     (6.0, [3.0, 2.0])
     """
-    if len(xs) == 1 and isinstance(xs[0], Params):
-        ps = list(xs[0])
-        recorded = _recorded(f, ps)
-        if recorded is not None:
-            y = recorded[0]
-            return y.data, lambda Δ: Grads(zip(ps, _pullback(y, ps, Δ)))
-        y, pull = _pure_vjp(f, (), ps, [p.data for p in ps])
-        return y, lambda Δ: Grads(zip(ps, pull(jnp.asarray(Δ, y.dtype))[0]))
+    match xs:
+        case (Params() as params,):
+            ps = list(params)
+            recorded = _recorded(f, ps)
+            if recorded is not None:
+                y, _ = recorded
+                return y.data, lambda Δ: Grads(zip(ps, _by_param(ps, y, _like(y, Δ))))
+            y, back = _pure_vjp(f, (), ps, [p.data for p in ps])
+            return y, lambda Δ: Grads(zip(ps, back(Δ)))
     split = split_states(xs)
     if split is not None:
         return stateful_vjp(f, split, as_input)
-    y, pull = _pure_vjp(f, _inputs(xs), (), ())
-    return y, lambda Δ: tuple(pull(jnp.asarray(Δ, y.dtype))[1:])
+    return _pure_vjp(f, _inputs(xs), (), ())
 
 
-def _pullback(y, ps, Δ):
-    Δ = jnp.broadcast_to(jnp.asarray(Δ, y.dtype), y.shape)
-    return _by_param(ps, pure_backward(y, _ids(ps), Δ)[1])
+def _like(y, Δ):
+    return jnp.broadcast_to(jnp.asarray(Δ, y.dtype), y.shape)
 
 
 def _pure_vjp(f, args, leaves, values):
-    """``jax.vjp`` through the bridge; assigned leaves are written back when it returns."""
-    touched, messages = [], []
+    """``(y, back)``: ``jax.vjp`` through the bridge; ``back(Δ)`` gives the gradients of
+    the ``leaves`` if there are any, else of the ``args``. Assigned leaves are written
+    back when it returns."""
+    runs = []
 
     def g(vals, *a):
         r = run(f, a, leaves, vals)
-        touched.append(r.touched)
-        messages[:] = [m for _, m in r.checks]
+        runs.append(r)
         return as_input(r.out), (r.written, [ok for ok, _ in r.checks])
 
     y, pull, (written, oks) = jax.vjp(g, list(values), *args, has_aux=True)
-    raise_failed(oks, messages)
-    write_back(touched[-1], written)
-    return y, pull
+    r = runs.pop()
+    raise_failed(oks, [m for _, m in r.checks])
+    write_back(r.touched, written)
+
+    def back(Δ):
+        leaf_grads, *arg_grads = pull(jnp.asarray(Δ, y.dtype))
+        return leaf_grads if leaves else tuple(arg_grads)
+
+    return y, back
 
 
 _HOOKS = Cache(256, "hook functions")

@@ -1,18 +1,22 @@
-"""Replaying a recorded graph as one JAX function, compiled and cached by structure.
+"""The tape: a recorded graph replayed as one JAX function, compiled and cached by structure.
 
-``plan`` orders the op nodes under a root (a depth-first post-order) and names each
-input by position, so two graphs built the same way (same ops, same static arguments,
-same input shapes and dtypes) get the same *key* whatever their values. A key seen once
-runs uncompiled (cheap for one-off expressions); seen again, it is compiled with
-``jax.jit`` and reused, so a training loop that rebuilds the same graph every step
-pays one compiled call per step.
+``plan(root)`` orders the op nodes under a root into a ``Tape`` of steps, each naming
+its inputs by position, so two graphs built the same way (same ops, same static
+arguments, same input shapes and dtypes) get the same ``Key`` whatever their values.
+``tape.forward()`` computes the root; ``tape.backward()`` is the backward pass: one
+``jax.vjp`` of the replay, with the params' cells as the differentiated inputs. A small
+graph compiles with ``jax.jit`` the first time it is seen; a large one runs uncompiled
+the first time (cheap for one-off expressions) and compiles from the second, so a
+training loop that rebuilds the same graph every step pays one compiled call per step.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,68 +24,165 @@ import jax.numpy as jnp
 from ._cache import Cache
 from ._cell import LeafCell, Value
 from ._compat import Tracer
-from ._spec import call, sig, value
+from ._spec import call
 from ._trace import TRACE
 
-_SEEN = Cache(1024, "compiled replays")  # key -> compiled fn, or None when seen once
+_SEEN = Cache(1024, "compiled replays")  # Key -> compiled fn, or None when seen once
 _LOOSE = Cache(256, "replay misses")  # structure ignoring function identity -> (misses, key)
 _WARNED = Cache(1, "recompile warning given")
 
 
-def plan(root, full):
-    """Topologically order the op nodes under ``root``.
+class Key(NamedTuple):
+    """What a compiled replay is cached under: ``mode`` ("fwd" or "bwd"), the tape's
+    ``steps`` and input ``sigs``, and for "bwd" the ``flags`` that shape the function."""
 
-    ``full=True`` (backward) goes down to the leaf cells; ``full=False`` (forward) stops
-    at nodes that already hold a value. Returns ``(nodes, entries, ext)``: the op nodes
-    in order, each one's ``(op, input refs)`` (ref ``i >= 0`` is node ``i``, ``-1 - j`` is
-    external input ``j``), and the external inputs (leaf cells, arrays, valued nodes).
-    """
-    nodes, entries, ext = [], [], []
-    index: dict = {}
-    ext_index: dict = {}
-    stack = [root]
-    while stack:
+    mode: str
+    steps: tuple
+    sigs: tuple
+    flags: tuple = ()
+
+
+def replay(steps, values):
+    """Run ``steps`` on the inputs' ``values``; returns the last step's output."""
+    env = list(values)
+    out = None
+    for op, refs in steps:
+        out = call(op, [env[r] for r in refs])
+        env.append(out)
+    return out
+
+
+def value(x):
+    """The plain value of a tape input: a leaf cell's, a node's (computed if lazy), an array."""
+    if type(x) is LeafCell:
+        return x.get()
+    if isinstance(x, Value):
+        return x._value if x._value is not None else x.data
+    return x
+
+
+class Tape(NamedTuple):
+    """The op nodes under a root, in order. ``steps``: one ``(op, refs)`` pair per node,
+    the root last, an ``Op`` applied to ``refs``, positions in the running list of values
+    (the tape's ``inputs`` first, then each step's output); ``inputs``: leaf cells, plain
+    arrays, nodes that hold a value; ``sigs``: the inputs' signatures; ``nodes``: the
+    recorded values themselves."""
+
+    steps: tuple
+    inputs: list
+    nodes: list
+    sigs: tuple
+
+    def replay(self, values):
+        """The root's value, the steps run uncompiled on the inputs' ``values``."""
+        return replay(self.steps, values)
+
+    def forward(self):
+        """The root's value: one cached compiled replay (a single op runs as it is)."""
+        values = [value(x) for x in self.inputs]
+        if len(self.steps) == 1:
+            return self.replay(values)
+        key = Key("fwd", self.steps, self.sigs)
+        return cached(key, lambda: functools.partial(replay, key.steps))(values)
+
+    def backward(self, dy=None, wanted=None):
+        """The backward pass: ``(y, cells, grads)``, the root's value and the gradient of
+        each param cell among the inputs (with ``wanted``, a dict id -> param, only those,
+        as they are; else every param, plus the ``.grad`` it holds). A pending ``update_``
+        of those cells is settled in the same compiled call. ``dy``: the seed (else ones)."""
+        wrt, cells, consts = [], [], []
+        for x in self.inputs:  # a param's cell is differentiated; any other input is constant
+            w = type(x) is LeafCell and not x.owner._state
+            w = w and (wanted is None or id(x.owner) in wanted)
+            wrt.append(w)
+            if w:
+                cells.append(x)
+            else:  # a plain array is its own value
+                consts.append(value(x) if isinstance(x, LeafCell | Value) else x)
+        first = {id(c.owner): c for c in reversed(cells)}  # a param may be read via 2 cells
+        acc = [  # add the .grad it holds (once per param), unless only `wanted` are asked for
+            wanted is None and c.owner._grad is not None and first[id(c.owner)] is c for c in cells
+        ]
+        olds = [c.owner._grad for c, a in zip(cells, acc) if a]
+        pend = [c.value is None and c.old.value is not None for c in cells]  # update_ to fuse
+        watched = TRACE.watches  # then c.get(), which notes the read
+        ins = [
+            (c.old.value, c.step) if p else c.get() if c.value is None or watched else c.value
+            for c, p in zip(cells, pend)
+        ]
+        flags = (tuple(wrt), tuple(acc), tuple(pend), dy is not None)
+        key = Key("bwd", self.steps, self.sigs, flags)
+        fn = cached(key, lambda: _backward_fn(key.steps, *key.flags))
+        y, grads, settled = fn(ins, consts, olds, dy)
+        for c, v in zip([c for c, p in zip(cells, pend) if p], settled):
+            if not isinstance(v, Tracer):  # inside a trace the cell keeps its pending form
+                c.value, c.old, c.step = v, None, None
+        return y, cells, grads
+
+
+def _settle(old, step):
+    return (old + step).astype(old.dtype)
+
+
+def _backward_fn(steps, wrt, acc, pend, seeded):
+    """``f(ins, consts, olds, dy) -> (y, grads, settled)`` for one structure: ``jax.vjp``
+    of the replay over the differentiated cells (``wrt[j]``: input ``j`` is one, given in
+    ``ins``; a pending one (``pend``) as ``(old, step)``, settled first), the others given
+    in ``consts``; ``olds`` are added to the gradients where ``acc``."""
+
+    def f(ins, consts, olds, dy):
+        cells = [_settle(*c) if p else c for c, p in zip(ins, pend)]
+
+        def root(cs):
+            ci, ki = iter(cs), iter(consts)
+            return replay(steps, [next(ci) if w else next(ki) for w in wrt])
+
+        y, pullback = jax.vjp(root, cells)
+        (gs,) = pullback(dy.astype(y.dtype) if seeded else jnp.ones_like(y))
+        it = iter(olds)
+        grads = [g + next(it) if a else g for g, a in zip(gs, acc)]
+        return y, grads, [c for c, p in zip(cells, pend) if p]
+
+    return f
+
+
+def plan(root, full=True) -> Tape:
+    """The tape of the op nodes under ``root``, each after the nodes it reads: down to the
+    leaf cells (``full``, for the backward pass), or stopping at nodes holding a value."""
+    nodes, inputs, at, where, stack = [], [], {}, {}, [root]
+    while stack:  # depth first: a node goes on the tape once all its inputs are on it
         n = stack[-1]
-        if id(n) in index:
+        if id(n) in at:
             stack.pop()
             continue
         waiting = False
         for a in n._in:
-            if isinstance(a, Value) and id(a) not in index and (full or a._value is None):
+            if isinstance(a, Value) and id(a) not in at and (full or a._value is None):
                 stack.append(a)
                 waiting = True
         if waiting:
             continue
         stack.pop()
-        refs = []
-        for a in n._in:
-            i = index.get(id(a))
-            if i is None:
-                i = ext_index.get(id(a))
-                if i is None:
-                    i = ext_index[id(a)] = len(ext)
-                    ext.append(a)
-                i = -1 - i
-            refs.append(i)
-        index[id(n)] = len(nodes)
+        at[id(n)] = len(nodes)
         nodes.append(n)
-        entries.append((n._op, tuple(refs)))
-    return nodes, entries, ext
-
-
-def replay(entries, ext_values):
-    """Run the ops in order; returns every node's value."""
-    env = []
-    for op, refs in entries:
-        env.append(call(op, [env[r] if r >= 0 else ext_values[-1 - r] for r in refs]))
-    return env
-
-
-def ext_sig(x):
-    s = sig(x)
-    if type(x) is LeafCell:
-        return (("state",) if x.owner._state else ("cell",)) + s
-    return s
+        for a in n._in:  # the tape's inputs, once each, in order
+            if id(a) not in at and id(a) not in where:
+                where[id(a)] = len(inputs)
+                inputs.append(a)
+    for k, i in at.items():  # refs: the inputs first, then the steps' outputs
+        where[k] = len(inputs) + i
+    steps = tuple([(n._op, tuple([where[id(a)] for a in n._in])) for n in nodes])
+    sigs = tuple(  # as _spec.sig, but a leaf cell's tells a state leaf (inlined: hot path)
+        [
+            a.sig
+            if type(a) is LeafCell
+            else a._aval
+            if isinstance(a, Value)
+            else (a.shape, a.dtype, getattr(a, "weak_type", False))
+            for a in inputs
+        ]
+    )
+    return Tape(steps, inputs, nodes, sigs)
 
 
 def live_value(x):
@@ -93,9 +194,9 @@ def live_value(x):
         return x
     swaps = TRACE.swaps
     if swaps:
-        nodes, entries, ext = plan(x, full=True)
-        if any(type(e) is LeafCell and id(e) in swaps for e in ext):
-            return replay(entries, [live_value(e) for e in ext])[-1]
+        tape = plan(x)
+        if any(type(e) is LeafCell and id(e) in swaps for e in tape.inputs):
+            return tape.replay([live_value(e) for e in tape.inputs])
     return value(x)
 
 
@@ -104,13 +205,13 @@ SMALL_GRAPH = 256
 faster than running it uncompiled op by op (each op would compile on its own)."""
 
 
-def cached(key, build):
+def cached(key: Key, build):
     """The compiled function for ``key``: jitted at once for a small graph; for a large one
     ``build()`` runs uncompiled the first time (a one-off replay), jitted from the second."""
     fn = _SEEN.get(key, False)
     if fn:
         return fn
-    if fn is None or len(key[1]) <= SMALL_GRAPH:  # seen before, or small: compile
+    if fn is None or len(key.steps) <= SMALL_GRAPH:  # seen before, or small: compile
         if fn is not None:
             _note_miss(key)
         fn = _SEEN[key] = jax.jit(build())
@@ -128,23 +229,23 @@ def _fn_name(fn):
 
 def _note_miss(key):
     """Warn once when the same structure keeps missing: a new function or constant each time."""
-    mode, entries = key[0], key[1]
-    loose = (mode, tuple(_fn_name(op[0]) for op, _ in entries), key[2:])
+    names = tuple(_fn_name(op.fn) for op, _ in key.steps)
+    loose = key._replace(steps=names)
     misses, last = _LOOSE.get(loose, (0, None))
     _LOOSE[loose] = (misses + 1, key)
     if misses + 1 < 3 or _WARNED.get("once") or last is None:
         return
-    for (op_a, _), (op_b, _) in zip(last[1], entries):
+    for (op_a, _), (op_b, _) in zip(last.steps, key.steps):
         if op_a == op_b:
             continue
-        if op_a[0] is not op_b[0]:
+        if op_a.fn is not op_b.fn:
             what = (
-                f"the function {_fn_name(op_b[0])} is a new object each time (a lambda or "
+                f"the function {_fn_name(op_b.fn)} is a new object each time (a lambda or "
                 "track(...) made inside the loop?): define it once, outside"
             )
-        elif _floats(op_a[1:]) != _floats(op_b[1:]):
+        elif _floats(op_a._replace(fn=None)) != _floats(op_b._replace(fn=None)):
             what = (
-                f"a Python float given to {_fn_name(op_b[0])} changes each time (a learning "
+                f"a Python float given to {_fn_name(op_b.fn)} changes each time (a learning "
                 "rate or a scale?): pass it as an array instead"
             )
         else:  # other static arguments (indices, axes, shapes) differ for good reasons
@@ -156,11 +257,13 @@ def _note_miss(key):
 
 def _floats(spec):
     """The Python floats inside an op's static spec."""
-    if type(spec) is tuple:
-        if len(spec) == 2 and spec[0] in (float, complex):
-            return (spec[1],)
-        return tuple(f for s in spec for f in _floats(s))
-    return ()
+    if not isinstance(spec, tuple):
+        return ()
+    if len(spec) == 2:
+        t, x = spec
+        if t is float or t is complex:
+            return (x,)
+    return tuple(f for s in spec for f in _floats(s))
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -176,38 +279,7 @@ def warn_user(message: str) -> None:
 
 def evaluate(root):
     """Compute and store the value of a lazily recorded node."""
-    nodes, entries, ext = plan(root, full=False)
-    values = [value(x) for x in ext]
-    if len(nodes) == 1:
-        v = call(root._op, [values[-1 - r] for r in entries[0][1]])
-    else:
-        key = ("fwd", tuple(entries), tuple(ext_sig(x) for x in ext))
-        v = cached(key, lambda: lambda vals: replay(entries, vals)[-1])(values)
+    v = plan(root, full=False).forward()
     if not isinstance(v, Tracer):  # read inside a trace: the tracer must not outlive it
         root._value = v
     return v
-
-
-def backward_fn(entries, kinds, acc, seeded, pend=()):
-    """Build ``f(cells, consts, olds, dy) -> (y, grads, new cell values)`` for one structure.
-
-    ``kinds[j]`` says whether external input ``j`` is a leaf cell (differentiated) or a
-    constant; ``acc[i]`` whether cell ``i``'s owner already holds a gradient to add to;
-    ``pend[i]`` whether cell ``i`` is a pending ``update_``, given as ``(old, Δ)`` and
-    added here (its new value is returned, fused into the same compiled call).
-    """
-
-    def merge(cells, consts):
-        ci, ki = iter(cells), iter(consts)
-        return [next(ci) if k else next(ki) for k in kinds]
-
-    def f(cells, consts, olds, dy):
-        news = [(c[0] + c[1]).astype(c[0].dtype) for c, p in zip(cells, pend) if p]
-        it_new = iter(news)
-        cells = [next(it_new) if p else c for c, p in zip(cells, pend)] if pend else cells
-        y, pullback = jax.vjp(lambda cs: replay(entries, merge(cs, consts))[-1], cells)
-        (gs,) = pullback(jnp.ones_like(y) if not seeded else dy.astype(y.dtype))
-        it = iter(olds)
-        return y, [g + next(it) if a else g for g, a in zip(gs, acc)], news
-
-    return f

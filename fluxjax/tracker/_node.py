@@ -23,24 +23,25 @@ import numpy as np
 from . import _ops
 from ._cell import LeafCell, Value, _coerce
 from ._compat import Tracer
-from ._graph import evaluate, live_value
+from ._graph import evaluate, live_value, value
 from ._spec import (
     _MULTI,
     _NOKW,
     _NONFLOAT,
     _SINGLE,
     _SLOT,
+    Op,
     _closure_key,
     _flat_spec,
     _spec,
     call,
     out_aval,
-    value,
     with_reads,
 )
 from ._trace import TRACE, note
 
 _NO: dict = {}  # no keyword arguments (never written)
+_new = tuple.__new__  # makes a NamedTuple from a tuple without its Python-level __new__
 
 
 def _op(f):
@@ -203,19 +204,19 @@ def apply(fn, args, kwargs, remat=False):
     ``remat=True`` runs ``fn`` under ``jax.checkpoint`` (recomputed in the backward pass).
     """
     dyn: list = []
-    op = (fn, (_flat_spec(args, dyn), _spec(kwargs, dyn) if kwargs else _NOKW))
     cells = getattr(fn, "__closure__", None)
-    if cells:
-        op = op + (_closure_key(cells),)
+    kspec = _spec(kwargs, dyn) if kwargs else _NOKW
+    closure = _closure_key(cells) if cells else ()
+    op = _new(Op, (fn, _flat_spec(args, dyn), kspec, closure))  # Op(...), per op: quicker
     aval, kind, reads = out_aval(op, dyn)
     if TRACE.swaps or _any_tracer(dyn):
         if remat:  # a fresh wrapper: JAX caches a checkpoint's trace, closed-over values too
-            op = (jax.checkpoint(fn),) + op[1:]
+            op = op._replace(fn=jax.checkpoint(fn))
         return _eager(op, tuple(dyn), aval, kind)
     if reads or remat:
         op, dyn = with_reads(op, dyn, reads, remat)
     if kind == _SINGLE:
-        return (TrackedReal if aval[0] == () else TrackedArray)._node(op, tuple(dyn), aval)
+        return (TrackedReal if aval.shape == () else TrackedArray)._node(op, tuple(dyn), aval)
     if kind == _MULTI:
         return _multi(op, tuple(dyn), aval, None)
     return call(op, [value(x) for x in dyn])
@@ -235,7 +236,7 @@ def _eager(op, dyn, aval, kind):
         return out
     if kind == _MULTI:
         return _multi(op, dyn, aval, out)
-    return (TrackedReal if aval[0] == () else TrackedArray)._node(op, dyn, aval, out)
+    return (TrackedReal if aval.shape == () else TrackedArray)._node(op, dyn, aval, out)
 
 
 def _leaf(tree, i):
@@ -244,15 +245,14 @@ def _leaf(tree, i):
 
 def _multi(op, dyn, aval, computed):
     """An op with several outputs: one hidden node, one projection node per output."""
-    treedef, leaves = aval
+    treedef, avals = aval
     whole = Tracked._node(op, dyn, aval, computed)
-    values = None if computed is None else jax.tree_util.tree_leaves(computed)
+    values = [None] * len(avals) if computed is None else jax.tree_util.tree_leaves(computed)
     outs = []
-    for i, a in enumerate(leaves):
-        if not np.issubdtype(a[1], np.inexact):
-            outs.append(_leaf(whole.data, i) if values is None else values[i])
+    for i, (a, v) in enumerate(zip(avals, values)):
+        if not np.issubdtype(a.dtype, np.inexact):
+            outs.append(_leaf(whole.data, i) if v is None else v)
             continue
-        proj = (_leaf, ((tuple, (_SLOT, (int, i))), _NOKW))
-        v = None if values is None else values[i]
-        outs.append((TrackedReal if a[0] == () else TrackedArray)._node(proj, (whole,), a, v))
+        proj = Op(_leaf, (tuple, (_SLOT, (int, i))), _NOKW)
+        outs.append(tracked_type(a.shape)._node(proj, (whole,), a, v))
     return jax.tree_util.tree_unflatten(treedef, outs)

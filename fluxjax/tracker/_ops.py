@@ -39,4 +39,7 @@ def reshape(x, shape):
 
 def shape_arg(args):
     """``t.reshape(2, 3)`` and ``t.reshape((2, 3))`` alike (``t.transpose`` too)."""
-    return args[0] if len(args) == 1 and not isinstance(args[0], int) else (args or None)
+    match args:
+        case (first,) if not isinstance(first, int):
+            return first
+    return args or None

@@ -2,7 +2,8 @@
 
 Arguments are split into *dynamic* inputs (tracked values and arrays, fed to the graph)
 and a hashable *spec* of everything else (numbers, strings, axes, slices), which is part
-of the op's identity. ``call`` runs a recorded op on plain values, as the replay does.
+of the op's identity (``Op``). ``call`` runs a recorded op on plain values, as the replay
+does.
 ``out_aval`` works out the output's shape and dtype once per op and input signature
 (``jax.eval_shape``) and notes the leaves the function reads by itself (a closure, a
 model's fields): ``with_reads`` makes those inputs of the op, so gradients reach them.
@@ -10,16 +11,30 @@ model's fields): ``with_reads`` makes those inputs of the op, so gradients reach
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
 from ._cache import Cache
-from ._cell import LeafCell, Value
+from ._cell import Aval, LeafCell, Value
 from ._trace import restore, swapped, watching
 
 _SLOT = object()  # marks where a dynamic input goes back into the arguments
+
+
+class Op(NamedTuple):
+    """What a recorded op computes, without its inputs: hashable, part of a graph's key.
+
+    ``args`` and ``kwargs`` are the static spec of the arguments (``_SLOT`` where a
+    dynamic input goes back in); ``closure`` the values ``fn`` reads from its closure.
+    """
+
+    fn: Callable
+    args: tuple
+    kwargs: tuple
+    closure: tuple = ()
 
 
 def _spec(x, dyn):
@@ -54,30 +69,27 @@ def _spec(x, dyn):
 
 
 def _fill(spec, it):
+    """The argument ``spec`` stands for, with the values of ``it`` in its slots."""
     if spec is _SLOT:
         return next(it)
-    if type(spec) is tuple and spec:
-        t = spec[0]
-        if t is tuple or t is list:
-            return t(_fill(s, it) for s in spec[1])
-        if t is int or t is bool:
-            return spec[1]
-        if t is float:
-            return float.fromhex(spec[1])
-        if t is slice:
-            return slice(_fill(spec[1], it), _fill(spec[2], it), _fill(spec[3], it))
-        if t is dict:
-            return {k: _fill(v, it) for k, v in spec[1]}
-        if t is complex:
-            return complex(spec[1])
-    return spec
+    if type(spec) is not tuple or not spec:
+        return spec
+    t, *parts = spec
+    if t is slice:
+        return slice(*[_fill(p, it) for p in parts])
+    (x,) = parts
+    if t is tuple or t is list:
+        return t(_fill(e, it) for e in x)
+    if t is dict:
+        return {k: _fill(v, it) for k, v in x}
+    return float.fromhex(x) if t is float else complex(x) if t is complex else x
 
 
-def call(op, values):
-    """Run a recorded op ``(fn, spec[, closure])`` on plain values, as the replay does."""
-    fn, (aspec, kspec) = op[0], op[1]
+def call(op: Op, values):
+    """Run a recorded op on plain values (in its slots' order), as the replay does."""
+    fn = op.fn
     it = iter(values)
-    out = fn(*_fill(aspec, it), **_fill(kspec, it))
+    out = fn(*_fill(op.args, it), **_fill(op.kwargs, it))
     if any(isinstance(o, Value) for o in jax.tree_util.tree_leaves(out)):
         name = getattr(fn, "__name__", repr(fn))
         raise TypeError(
@@ -89,24 +101,13 @@ def call(op, values):
 
 
 def sig(x):
-    """``(shape, dtype, weak_type)`` of a graph input."""
+    """The ``Aval`` of a graph input: a leaf cell's, a node's; an array's as a plain
+    ``(shape, dtype, weak)`` (equal to its ``Aval``, and quicker to make)."""
     if type(x) is LeafCell:
         return x.aval
     if isinstance(x, Value):
         return x._aval
-    weak = getattr(x, "weak_type", None)
-    if weak is None:
-        weak = getattr(getattr(x, "aval", None), "weak_type", False)
-    return (x.shape, x.dtype, weak)
-
-
-def value(x):
-    """The plain value of a graph input: a leaf cell's, a node's (computed if lazy), an array."""
-    if type(x) is LeafCell:
-        return x.get()
-    if isinstance(x, Value):
-        return x._value if x._value is not None else x.data
-    return x
+    return (x.shape, x.dtype, getattr(x, "weak_type", False))
 
 
 _NOKW = (dict, ())
@@ -151,29 +152,29 @@ _READERS = Cache(256, "functions that read leaves themselves")
 
 
 def _aval_of(s):
-    return (s.shape, s.dtype, s.weak_type)
+    return Aval(s.shape, s.dtype, s.weak_type)
 
 
 class OutAval(NamedTuple):
-    """An op's output: ``aval`` (``(shape, dtype, weak_type)``, or ``(treedef, avals)`` for
-    several outputs), its ``kind``, and the leaves (``reads``) the function reads by itself,
-    from its closure or an object's fields, rather than from its arguments."""
+    """An op's output: ``aval`` (an ``Aval``, or ``(treedef, avals)`` for several outputs),
+    its ``kind``, and the leaves (``reads``) the function reads by itself, from its
+    closure or an object's fields, rather than from its arguments."""
 
     aval: tuple
     kind: int
     reads: tuple
 
 
-def out_aval(op, dyn) -> OutAval:
+def out_aval(op: Op, dyn) -> OutAval:
     """The output of ``op`` on inputs like ``dyn``, from ``jax.eval_shape``, cached."""
-    key = (op, tuple([sig(x) for x in dyn]))
+    sigs = tuple([sig(x) for x in dyn])
     try:
-        entry = _AVALS.get(key)
+        entry = _AVALS.get((op, sigs))
     except TypeError as e:
-        raise TypeError(f"unhashable static argument to {op[0]!r}: {e}") from None
+        raise TypeError(f"unhashable static argument to {op.fn!r}: {e}") from None
     if entry is not None:
         return entry
-    shapes = [jax.ShapeDtypeStruct(s[0], s[1], weak_type=s[2]) for s in key[1]]
+    shapes = [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in sigs]
     with watching() as seen:
         try:
             out = jax.eval_shape(lambda *v: call(op, v), *shapes)
@@ -186,9 +187,9 @@ def out_aval(op, dyn) -> OutAval:
     else:
         leaves, treedef = jax.tree_util.tree_flatten(out)
         avals = tuple(_aval_of(s) for s in leaves)  # no float output (a shape): run plainly
-        kind = _MULTI if any(np.issubdtype(a[1], np.inexact) for a in avals) else _NONFLOAT
+        kind = _MULTI if any(np.issubdtype(a.dtype, np.inexact) for a in avals) else _NONFLOAT
         aval = (treedef, avals)
-    _AVALS[key] = entry = OutAval(aval, kind, reads)
+    _AVALS[(op, sigs)] = entry = OutAval(aval, kind, reads)
     return entry
 
 
@@ -198,9 +199,9 @@ def _reader(fn, leaves, remat):
     ``jax.checkpoint`` if ``remat``). One object per (fn, leaves), so recorded graphs keep
     their cache key."""
     key = (fn, tuple(map(id, leaves)), remat)
-    hit = _READERS.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], leaves)):
-        return hit[1]
+    known, hit = _READERS.get(key, ((), None))
+    if hit is not None and all(a is b for a, b in zip(known, leaves)):
+        return hit
     k = len(leaves)
 
     def reader(*args, **kwargs):
@@ -214,9 +215,8 @@ def _reader(fn, leaves, remat):
     return reader
 
 
-def with_reads(op, dyn, reads, remat):
+def with_reads(op: Op, dyn, reads, remat):
     """``op`` rewritten to take the leaves its function reads as inputs of the graph."""
-    (_, items), kspec = op[1]
-    reader = _reader(op[0], reads, remat)
-    new = (reader, ((tuple, (_SLOT,) * len(reads) + items), kspec)) + op[2:]
-    return new, [p._cell for p in reads] + dyn
+    _, items = op.args  # (tuple, the positional arguments' specs)
+    args = (tuple, (_SLOT,) * len(reads) + items)
+    return op._replace(fn=_reader(op.fn, reads, remat), args=args), [p._cell for p in reads] + dyn

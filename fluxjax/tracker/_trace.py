@@ -37,13 +37,13 @@ class Before(NamedTuple):
 class TraceState(threading.local):
     """Per-thread: ``swaps`` (old cell id -> the cell read now), ``watches`` (a stack of
     dicts id(leaf) -> Before), ``keep_graph`` (depth of ``keeping_graph`` blocks),
-    ``checks`` (a stack of lists of ``(ok, message)``)."""
+    ``checks`` (the innermost ``checking()`` block's list of ``(ok, message)``, or None)."""
 
     def __init__(self):
         self.swaps: dict = {}
         self.watches: list = []
         self.keep_graph = 0
-        self.checks: list = []
+        self.checks: list | None = None
 
 
 TRACE = TraceState()
@@ -81,19 +81,19 @@ def check(ok, message, error=FloatingPointError):
     if not isinstance(ok, jax.core.Tracer):
         if not bool(ok):
             raise error(message)
-    elif TRACE.checks:
-        TRACE.checks[-1].append((ok, message))
+    elif TRACE.checks is not None:
+        TRACE.checks.append((ok, message))
 
 
 @contextlib.contextmanager
 def checking():
     """Yield the list of ``(traced ok, message)`` that ``check`` collects in the block."""
     found: list = []
-    TRACE.checks.append(found)
+    outer, TRACE.checks = TRACE.checks, found
     try:
         yield found
     finally:
-        TRACE.checks.pop()
+        TRACE.checks = outer
 
 
 @contextlib.contextmanager
