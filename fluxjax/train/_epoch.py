@@ -90,10 +90,16 @@ def resident(runner, loader) -> Resident:
     """``loader``'s arrays on the device (placed for ``runner``'s layout), once per loader."""
     held = runner.entry.tensors.get(id(loader))
     if held is None or held.loader is not loader or held.layout != runner.layout:
-        tensors = tuple(jnp.asarray(t) for t in loader.tensors)
+        tensors = tuple(_on_device(t) for t in loader.tensors)
         held = Resident(loader, sharding.place_data(runner.layout, tensors), runner.layout)
         runner.entry.tensors[id(loader)] = held
     return held
+
+
+def _on_device(t):
+    """``t`` as a JAX array; ``jax.device_put`` compiles nothing (``jnp.asarray`` compiles
+    a copy per new shape)."""
+    return t if isinstance(t, jax.Array) else jax.device_put(np.asarray(t))
 
 
 def run(runner, loader, order, start, n, strategy):

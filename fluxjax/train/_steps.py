@@ -207,7 +207,7 @@ class Compiled:
         self.extras = sharding.place_data(layout, extras)
         self.state = sharding.place_params(layout, state)
         status = np.array([0, FINE, int(finite)], np.int32)
-        self.status = sharding.place_data(layout, jnp.asarray(status))
+        self.status = sharding.place_data(layout, jax.device_put(status))
 
     def resume(self):
         """Carry on from the leaves' current values (copies: the carry gets donated)."""

@@ -113,7 +113,7 @@ class _Loop:
         order = loader.order()
         full = loader.nobs // loader.batchsize
         chunk = max(1, math.ceil(full / 10)) if self.callbacks or self.bar else max(full, 1)
-        device_order = jnp.asarray(order, jnp.int32) if loader.shuffle else _NO_ORDER
+        device_order = jax.device_put(order.astype(np.int32)) if loader.shuffle else _NO_ORDER
         for start in range(0, full, chunk):
             n = min(chunk, full - start)
             self.record(self.runner.epoch_steps(loader, device_order, start, n, strategy), n)
@@ -152,7 +152,7 @@ class _Loop:
         return self._host
 
     def losses(self):
-        return jnp.asarray(self.host())
+        return jax.device_put(self.host())  # jnp.asarray would compile a copy per length
 
 
 def _gather(arrays):
