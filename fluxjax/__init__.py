@@ -77,6 +77,7 @@ from .layers import (
     testmode_,
     trainmode_,
     treelike,
+    truncate_,
     σ,
 )
 from .tracker import (
@@ -152,7 +153,7 @@ __all__ = [
     "Diagonal", "Dropout", "GRU", "GRUCell", "GroupNorm", "InstanceNorm", "LSTM", "LSTMCell",
     "LayerNorm", "MaxPool", "Maxout", "MeanPool", "RNN", "RNNCell", "Recur", "SkipConnection",
     "conv", "depthwiseconv", "logcosh", "maxpool", "meanpool", "normalise", "reset_", "selu",
-    "softsign", "states", "testmode_", "trainmode_",
+    "softsign", "states", "testmode_", "trainmode_", "truncate_",
     # training
     "ADADelta", "ADAGrad", "ADAM", "ADAMW", "AMSGrad", "NADAM", "AdaMax", "DataLoader",
     "Descent", "ExpDecay", "InvDecay", "Momentum", "Nesterov", "Optimiser", "RMSProp",

@@ -16,20 +16,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxjax._optional import require
-from fluxjax.layers._walk import Found, is_opaque, is_tracked_leaf, path_of, put, walk
+from fluxjax.layers._walk import (
+    Found,
+    is_opaque,
+    is_tracked_leaf,
+    is_transient,
+    path_of,
+    put,
+    walk,
+)
 from fluxjax.tracker import Tracked
 
 __all__ = ["save", "load"]
 
 
-def _entries(model) -> dict[str, Found]:
-    """``{name: Found}`` for every tracked leaf (params and state) and plain array of
-    ``model``, found as ``params`` finds params (closures included), each object once
-    under its first path."""
+def _entries(model, transient=None) -> dict[str, Found]:
+    """``{name: Found}`` for every tracked leaf (params and persistent state) and plain
+    array of ``model``, found as ``params`` finds params (closures included), each object
+    once under its first path. A recurrent carry is transient: its name goes to
+    ``transient`` (a set, when given), never to the result."""
     found = {}
     for f in walk(model):
         if is_tracked_leaf(f.value) or isinstance(f.value, (jnp.ndarray, np.ndarray)):
-            found[".".join(path_of(f)) or "value"] = f
+            name = ".".join(path_of(f)) or "value"
+            if not is_transient(f):
+                found[name] = f
+            elif transient is not None:
+                transient.add(name)
         elif is_opaque(f.value) and any(map(is_tracked_leaf, _attributes(f.value))):
             name, where = type(f.value).__name__, ".".join(path_of(f)) or "the top"
             raise ValueError(
@@ -50,8 +63,10 @@ def _value(leaf):
 def save(path, model) -> None:
     """save(path, model) → writes every array of ``model`` to a safetensors file.
 
-    The arrays are those ``params(model)`` finds (closures included) plus plain arrays,
-    keyed by their path (``0.W``); a model with no arrays, or with params hidden in an
+    The arrays are those ``params(model)`` finds (closures included), the persistent
+    state (running statistics, random streams) and plain arrays, keyed by their path
+    (``0.W``), never a recurrent layer's carry (it holds a batch; ``load`` leaves it);
+    a model with no arrays, or with params hidden in an
     object that is not ``treelike``, raises ``ValueError``. Written to a temporary file
     in the same folder, flushed to disk and renamed over ``path``, so an interrupted save
     never leaves a half-written file in place of a good one; the next save removes what
@@ -184,7 +199,9 @@ def load(path, model):
     replaced in place, or a file that is not a checkpoint raises ``ValueError`` naming it.
     """
     tensors = _read(path)
-    entries = _entries(model)
+    transient: set = set()
+    entries = _entries(model, transient)
+    tensors = {k: v for k, v in tensors.items() if k not in transient}  # older files
     problem = _check(path, tensors, entries) if entries else f"{path}: the model has no arrays"
     if problem:
         raise ValueError(problem)

@@ -30,7 +30,9 @@ class CompiledStep:
         functools.update_wrapper(self, f)
         self._f = f
         self._leaves: list = []  # leaves found so far, in order of discovery
-        self._compiled = tracker.Cache(16, "fluxjax.jit traces")  # (statics, #leaves) -> jitted
+        # (statics, #leaves, guard values) -> jitted: one variant per layer mode, kept
+        self._compiled = tracker.Cache(16, "fluxjax.jit traces")
+        self._guards = tracker.Guards()  # the Python values (modes) the traces read
         self._max = max_retraces
 
     @property
@@ -57,15 +59,16 @@ class CompiledStep:
         ]
         for _ in range(self._max):
             leaves = self._leaves
-            key = (tuple(map(id, (s for s in statics if s is not None))), len(leaves))
+            key = self._key(statics)
             built = self._compiled.get(key)
             if built is None:
                 built = self._compiled[key] = self._build(statics, list(leaves))
             fn, messages = built
             try:
-                out, values, grads, oks = fn(
-                    dyn, tracker.values_of(leaves), tracker.grads_of(leaves)
-                )
+                with tracker.noting_statics() as reads:
+                    out, values, grads, oks = fn(
+                        dyn, tracker.values_of(leaves), tracker.grads_of(leaves)
+                    )
             except tracker.Retrace as r:
                 self._compiled.pop(key, None)
                 if r.setup is not None:
@@ -73,12 +76,18 @@ class CompiledStep:
                 known = {id(p) for p in leaves}
                 self._leaves = leaves + [p for p in r.leaves if id(p) not in known]
                 continue
+            if self._guards.add(reads):  # this trace read a mode: file it under its value
+                self._compiled[self._key(statics)] = built
             tracker.raise_failed(oks, messages)  # before any write: the call changes nothing
             tracker.assign(leaves, values, grads)
             return out
         raise RuntimeError(
             f"fluxjax.jit: {self._f!r} kept reading new params after {self._max} traces"
         )
+
+    def _key(self, statics):
+        ids = tuple(map(id, (s for s in statics if s is not None)))
+        return (ids, len(self._leaves), self._guards.key())
 
 
 def _merge(statics, dyn):

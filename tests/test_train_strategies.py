@@ -75,12 +75,9 @@ def test_every_strategy_trains_as_the_eager_loop_does(model):
     runs = {s: train(MODELS[model], strategy=s) for s in STRATEGIES}
     for s in STRATEGIES:
         assert_same(runs[s], runs["scan"], s)
-    # the eager loop leaves a recurrent carry shaped like the last (partial) batch, a
-    # compiled step the carry it was given: compared as the state issue settles it
     eager = train(MODELS[model], jit=False)
-    parts = ("losses", "params") if model == "lstm" else ("losses", "params", "states")
     for s in STRATEGIES:
-        assert_same(runs[s], eager, f"{s} against eager", parts)
+        assert_same(runs[s], eager, f"{s} against eager")
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -29,7 +29,7 @@ from ._misc import Diagonal, Maxout, SkipConnection, normalise
 from ._norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from ._pool import MaxPool, MeanPool, maxpool, meanpool
 from ._random import glorot_normal, glorot_uniform, seed
-from ._recur import GRU, LSTM, RNN, Recur, reset_
+from ._recur import GRU, LSTM, RNN, Recur, reset_, truncate_
 from ._recurrent import GRUCell, LSTMCell, RNNCell
 from ._stateful import leaf_owners, states, testmode_, trainmode_
 from ._tree import cpu, f32, f64, fmap, gpu, loadparams_, params
@@ -100,6 +100,7 @@ __all__ = [
     "testmode_",
     "trainmode_",
     "treelike",
+    "truncate_",
     "σ",
 ]
 

@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..tracker import data, state
+from ..tracker import data, state, static
 from ._random import next_key
 from ._stateful import write
 from ._treelike import register
@@ -76,7 +76,7 @@ class Dropout:
         self.key = _new_stream(key)
 
     def __call__(self, x):
-        if not self.active:
+        if not static(self, "active"):
             return x
         x = x if hasattr(x, "shape") else jnp.asarray(x)
         use, next_key = _draw(self)
@@ -116,7 +116,7 @@ class AlphaDropout:
         self.key = _new_stream(key)
 
     def __call__(self, x):
-        if not self.active:
+        if not static(self, "active"):
             return x
         x = x if hasattr(x, "shape") else jnp.asarray(x)
         p, α = self.p, -_SELU_λα

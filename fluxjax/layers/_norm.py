@@ -20,11 +20,15 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ..tracker import data, param, state, track
+from ..tracker import check, data, param, state, static, track
 from ._activations import identity
 from ._misc import Diagonal, normalise
 from ._stateful import write
 from ._treelike import register
+
+
+def _all_finite(μ, σ2):
+    return jnp.isfinite(μ).all() & jnp.isfinite(σ2).all()
 
 
 def _grouped(x, groups):
@@ -108,13 +112,19 @@ class BatchNorm:
     def __call__(self, x):
         x = x if hasattr(x, "shape") else jnp.asarray(x)
         self._check(x)
-        if not self.active:
+        if not static(self, "active"):
             y = _running_norm(x, self.γ, self.β, self.μ, self.σ2, self.ε, self._groups)
             return y if self.λ is identity else self.λ(y)
         axes = self._axes(len(x.shape) + (self._groups > 0))
         y, μ, σ2 = _batch_norm(x, self.γ, self.β, self.ε, axes, self._groups)
         y = y if self.λ is identity else self.λ(y)
-        self._update(x.shape, axes, data(μ), data(σ2))  # last: an error leaves μ, σ2 alone
+        μ, σ2 = data(μ), data(σ2)
+        check(  # compiled code returns the flag and raises after the call
+            _all_finite(μ, σ2),
+            f"{self!r}: the batch holds NaN or Inf; in train mode a normalisation layer "
+            "refuses it, and its running statistics were left as they were",
+        )
+        self._update(x.shape, axes, μ, σ2)  # last: an error leaves μ, σ2 alone
         return y
 
     def _update(self, shape, axes, μ, σ2):

@@ -1,37 +1,42 @@
-"""``Recur``: a recurrent cell made stateful; ``RNN``, ``LSTM``, ``GRU``; ``reset_``.
+"""``Recur``: a recurrent cell made stateful; ``RNN``, ``LSTM``, ``GRU``; ``reset_``,
+``truncate_``.
 
-The hidden state lives in ``state`` leaves (``state``: one per array of the cell's
-state; ``fresh``: 1 after ``reset_``), so compiled steps thread it like any other state.
-A step starts from the cell's initial state right after ``reset_`` (so that trainable
-state receives gradients, as in Flux v0.9), else from the state the previous step left.
-Within one evaluation (eager code, one ``gradient``, one compiled step) successive calls
-carry the tracked state itself, so gradients flow back through the whole sequence; a
-compiled step that did not call ``reset_`` itself starts from ``where(fresh, initial
-state, stored state)``, so a ``reset_`` made before it is honoured too.
+The carry lives in ``state`` leaves (``state``: one per array of the cell's state;
+``fresh``: 1.0 after ``reset_``, a float so that plain ``jax.grad`` takes the model), so
+every path threads it like any other state and it advances by one step per time step on
+every path. A step starts from the cell's initial state right after ``reset_`` (so that
+trainable state receives gradients, as in Flux v0.9), else from the carry the previous
+step left. Within one evaluation (eager code, one ``gradient``, one compiled step)
+successive calls carry the tracked state itself, so gradients flow back through the
+whole sequence; a compiled step that did not call ``reset_`` itself starts from
+``where(fresh, initial state, stored carry)``, so a ``reset_`` made before it is honoured.
 
-A sequence given as one array ``(n, time, in)`` runs step by step in eager code; inside
-a trace (``gradient``, a compiled ``train_`` step, plain ``jax.jit``) the steps after the
-first run as one ``jax.lax.scan``, which compiles once whatever the length.
+The carry has the shape of the batch it holds: the first batch (or a batch of another
+size after ``reset_``) gives the same leaves a new shape (``tracker.resize``, done outside
+any trace: a compiled step that meets it is traced again), so no compiled function is
+ever dropped. A carry from a batch of another size cannot be continued: that raises,
+on every path, unless ``reset_`` came first. ``reset_`` keeps the carry's shape (its
+value becomes the initial state); ``save`` never writes the carry.
 
-A compiled step can only write back a state of the shape it was given: when a trace
-meets a batch whose state shape differs from the stored one (typically the first
-compiled step after ``reset_``, whose stored state is the unbatched initial one), the
-sequence inside the step is exact but the stored state is left as it was. A stored state
-from a batch of another size cannot be continued (an unbatched step broadcasts over it):
-eagerly that raises unless ``reset_`` came first; inside a compiled step it is taken as
-reset.
+``truncate_`` (Flux's ``truncate!``) keeps the carry's value and cuts its gradient
+history; ``train_`` does the same at the start of every step (truncated BPTT, as Flux's
+``train!`` loop with ``truncate!`` in the loss), on every path. A hand-written ``back_``
+loop that keeps feeding a carry whose graph ``back_`` freed raises, naming both.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..tracker import clear_caches, data, state, track
+from .. import tracker
+from ..tracker import data, state, track
 from ._activations import tanh
 from ._recurrent import GRUCell, LSTMCell, RNNCell
 from ._stateful import write
@@ -40,6 +45,35 @@ from ._walk import walk
 
 _where = track(lambda fresh, init, s: jnp.where(fresh > 0, init, s))
 _stack = track(lambda ys: jnp.stack(ys, axis=1))
+
+
+class _Steps(threading.local):
+    """Per thread: the token of the ``train_`` step running now (None outside ``train_``)."""
+
+    token = None
+
+
+_STEPS = _Steps()
+
+
+@contextlib.contextmanager
+def truncating():
+    """Inside the block (one ``train_`` step), every ``Recur`` starts from its stored carry:
+    the carry a previous step left is truncated (its gradient history cut)."""
+    old, _STEPS.token = _STEPS.token, object()
+    try:
+        yield
+    finally:
+        _STEPS.token = old
+
+
+class _Live(NamedTuple):
+    """The tracked carry of the evaluation running now: ``h``, the ``fresh`` value it was
+    made under (``mark``) and the ``train_`` step (``token``)."""
+
+    h: Any
+    mark: Any
+    token: Any
 
 
 def _as_tuple(h):
@@ -52,6 +86,16 @@ def _plain_tracer(y):
 
 def _like(h, values):
     return tuple(values) if isinstance(h, tuple) else values[0]
+
+
+def _shape(s):
+    return tuple(jnp.shape(data(s)))
+
+
+def _threaded(held):
+    """Leaves a compiled step reads as inputs (their shape is fixed in this trace); a
+    plain pytree's raw arrays (plain ``jax.jit`` of the model) may take any shape."""
+    return any(isinstance(s, tracker.Tracked) and _plain_tracer(data(s)) for s in held)
 
 
 @dataclass(eq=False, repr=False, init=False)
@@ -74,11 +118,13 @@ class Recur:
     state: Any
     fresh: Any
 
+    _transient = ("state", "fresh")  # the carry: ``save`` skips it
+
     def __init__(self, cell):
         self.cell = cell
         init = _as_tuple(cell.hidden())
         self.state = _like(cell.hidden(), [state(jnp.asarray(data(h))) for h in init])
-        self.fresh = state(np.ones((), np.int32))  # NumPy: nothing to compile
+        self.fresh = state(np.ones((), np.float32))  # NumPy: nothing to compile
 
     @property
     def init(self):
@@ -93,8 +139,9 @@ class Recur:
 
     def _step(self, x):
         x = x if hasattr(x, "shape") else jnp.asarray(x)
-        h, y = self.cell(self._current(tuple(x.shape[:-1])), x)
-        self._remember(h)
+        batch = tuple(x.shape[:-1])
+        h, y = self.cell(self._current(batch), x)
+        self._remember(h, batch)
         return h, y
 
     def _sequence(self, x):
@@ -109,28 +156,56 @@ class Recur:
             return self.cell(h, xt)
 
         h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x[:, 1:]), 0, 1))
-        self._remember(h)
+        self._remember(h, tuple(x.shape[:1]))
         return jnp.concatenate([y[:, None], jnp.swapaxes(ys, 0, 1)], axis=1)
+
+    def _live(self):
+        """The carry an earlier step of this evaluation left, or None."""
+        live = self.__dict__.get("_carry")
+        if live is None or live.mark is not data(self.fresh) or live.token is not _STEPS.token:
+            return None
+        if any(tracker.is_freed(v) for v in _as_tuple(live.h)):
+            raise RuntimeError(
+                f"{self!r}: its carry comes from a graph that back_ already freed; call "
+                "truncate_(model) after each back_ to keep the carry's value and cut its "
+                "history (truncated BPTT, as train_ does), or reset_(model) to start over"
+            )
+        return live.h
 
     def _current(self, batch):
         """The state a step over a batch of shape ``batch`` starts from (see the module
         docstring)."""
-        mark = data(self.fresh)
-        live = self.__dict__.get("_live")
-        if live is not None and mark is live[1]:  # a step of this evaluation came before
-            if not batch or all(h.shape[:-1] in ((), batch) for h in _as_tuple(live[0])):
-                return live[0]
-            raise self._mismatch(_as_tuple(live[0])[0].shape, batch)
-        if self.__dict__.get("_reset") is mark:  # reset_ in this evaluation, no step since
+        live = self._live()
+        if live is not None:
+            if not batch or all(h.shape[:-1] in ((), batch) for h in _as_tuple(live)):
+                return live
+            raise self._mismatch(_as_tuple(live)[0].shape, batch)
+        if self.__dict__.get("_reset") is data(self.fresh):  # reset_ here, no step since
             return self.cell.hidden()
         init, held = _as_tuple(self.cell.hidden()), _as_tuple(self.state)
-        if not batch or all(
-            s.shape in (i.shape, (*batch, i.shape[-1])) for i, s in zip(init, held)
-        ):
+        want = [(*batch, i.shape[-1]) if batch else _shape(s) for i, s in zip(init, held)]
+        if all(_shape(s) == w for s, w in zip(held, want)):
             return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
-        if not isinstance(mark, jax.core.Tracer) and int(mark) == 0:
-            raise self._mismatch(held[0].shape, batch)
-        return self.cell.hidden()  # reset since (under a trace: taken as reset)
+        if _threaded(held):  # threaded by a compiled step
+            raise tracker.Retrace(setup=lambda: self._fit(batch))
+        if all(_shape(s) == i.shape for s, i in zip(held, init)):  # unbatched: broadcasts
+            return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
+        if not _plain_tracer(data(self.fresh)) and float(data(self.fresh)) == 0:
+            raise self._mismatch(_shape(held[0]), batch)
+        return self.cell.hidden()
+
+    def _fit(self, batch, reset=False):
+        """Outside any trace: gives the carry the shape of ``batch`` (its value broadcast
+        when it is unbatched, the initial state when fresh or ``reset``)."""
+        init, held = _as_tuple(self.cell.hidden()), _as_tuple(self.state)
+        fresh = reset or float(data(self.fresh)) > 0
+        if not fresh and not all(_shape(s) == i.shape for s, i in zip(held, init)):
+            raise self._mismatch(_shape(held[0]), batch)
+        for i, s in zip(init, held):
+            source = data(i) if fresh else data(s)
+            tracker.resize(s, jnp.broadcast_to(source, (*batch, i.shape[-1])))
+        if reset:
+            write(self, "fresh", np.ones((), np.float32))
 
     def _mismatch(self, shape, batch):
         return ValueError(
@@ -138,27 +213,46 @@ class Recur:
             f"size than this one {batch}: call reset_ first"
         )
 
-    def _remember(self, h):
+    def _remember(self, h, batch):
         values = [data(v) for v in _as_tuple(h)]
         held = _as_tuple(self.state)
-        if all(v.shape == s.shape for v, s in zip(values, held)):
+        plain = not any(isinstance(s, tracker.Tracked) for s in held)  # a traced pytree
+        if plain or all(v.shape == _shape(s) for v, s in zip(values, held)):
             write(self, "state", _like(self.state, values))
-            write(self, "fresh", jnp.zeros((), jnp.int32))
-        elif not any(isinstance(v, jax.core.Tracer) for v in values):  # eager: new shape
-            object.__setattr__(self, "state", _like(self.state, [state(v) for v in values]))
-            write(self, "fresh", jnp.zeros((), jnp.int32))
-            clear_caches()  # compiled steps that read the old leaves must trace again
-        object.__setattr__(self, "_live", (h, data(self.fresh)))
+        elif not any(_plain_tracer(v) for v in values):  # eager: the carry takes a new shape
+            for s, v in zip(held, values):
+                tracker.resize(s, v)
+        elif _threaded(held):  # threaded: trace again, reshaped
+            raise tracker.Retrace(setup=lambda: self._fit(batch, reset=True))
+        write(self, "fresh", np.zeros((), np.float32))
+        object.__setattr__(self, "_carry", _Live(h, data(self.fresh), _STEPS.token))
 
     def reset_(self):
-        """Back to the cell's initial state (its params ``h``, ``c``)."""
+        """Back to the cell's initial state (its params ``h``, ``c``), the shape kept."""
         init = _as_tuple(self.cell.hidden())
         held = _as_tuple(self.state)
-        values = [jnp.broadcast_to(data(i), s.shape) for i, s in zip(init, held)]
+        values = [jnp.broadcast_to(data(i), _shape(s)) for i, s in zip(init, held)]
         write(self, "state", _like(self.state, values))
-        write(self, "fresh", jnp.ones((), jnp.int32))
-        self.__dict__.pop("_live", None)
+        write(self, "fresh", np.ones((), np.float32))
+        self.__dict__.pop("_carry", None)
         object.__setattr__(self, "_reset", data(self.fresh))
+
+    def truncate_(self):
+        """Keeps the carry's value, cuts its gradient history (Flux's ``truncate!``)."""
+        live = self.__dict__.pop("_carry", None)
+        now = _STEPS.token
+        if live is not None and live.mark is data(self.fresh) and live.token is now:
+            values = [data(v) for v in _as_tuple(live.h)]
+        else:
+            init, held = _as_tuple(self.cell.hidden()), _as_tuple(self.state)
+            values = [jnp.where(data(self.fresh) > 0, data(i), data(s)) for i, s in zip(init, held)]
+        for s, v in zip(_as_tuple(self.state), values):
+            if v.shape == _shape(s):
+                s.data = v
+            else:
+                tracker.resize(s, v)
+        write(self, "fresh", np.zeros((), np.float32))
+        self.__dict__.pop("_reset", None)
 
     def __repr__(self):
         return f"Recur({self.cell!r})"
@@ -178,6 +272,28 @@ def reset_(model):
     for found in walk(model):
         if isinstance(found.value, Recur):
             found.value.reset_()
+    return model
+
+
+def truncate_(model):
+    """truncate_(m) -> m
+
+    Flux v0.9's ``truncate!``: every ``Recur`` inside ``m`` keeps its carry's value and
+    forgets how it was computed, so the next ``back_`` stops there (truncated
+    backpropagation through time). ``train_`` truncates at the start of every step.
+
+    >>> import jax.numpy as jnp
+    >>> import fluxjax as fj
+    >>> m = RNN(2, 2)
+    >>> for x in [jnp.ones((1, 2))] * 3:
+    ...     fj.back_(fj.numpy.sum(m(x)))
+    ...     m = truncate_(m)
+    >>> m.state.shape
+    (1, 2)
+    """
+    for found in walk(model):
+        if isinstance(found.value, Recur):
+            found.value.truncate_()
     return model
 
 

@@ -4,15 +4,15 @@ Running statistics, dropout keys and recurrent state are ``fluxjax.tracker.state
 leaves: tracked but not trainable, so ``params`` skips them and every path (eager,
 ``gradient``, compiled ``train_``, ``fluxjax.jit``) threads their new values out of the
 step and writes them back. Whether a Dropout or normalisation layer is active is a plain
-Python flag (``active``), fixed when a step is compiled; ``testmode_``/``trainmode_`` flip
-it on every such layer and drop compiled steps so the next one sees the new mode.
+Python flag (``active``), fixed when a step is compiled and read through
+``tracker.static``, so each compiled path keeps one variant per mode;
+``testmode_``/``trainmode_`` flip it on every such layer and clear nothing.
 """
 
 from __future__ import annotations
 
 import jax
 
-from .. import tracker
 from ..tracker import Tracked
 from ._treelike import items
 from ._walk import is_state, walk
@@ -35,8 +35,7 @@ def _set_mode(model, active: bool):
     for found in walk(model):
         if getattr(type(found.value), "_has_mode", False):
             found.value.active = active
-    tracker.clear_caches()
-    return model
+    return model  # compiled steps read ``active`` through tracker.static: nothing to clear
 
 
 def testmode_(model, mode: bool = True):
@@ -46,8 +45,8 @@ def testmode_(model, mode: bool = True):
     ``m`` off (``mode=True``: dropout passes inputs through, normalisation uses its
     running statistics and stops updating them) or back on (``mode=False``). Layers are
     active from construction until this is called, in training and in plain forward
-    passes alike (Flux v0.9). Compiled steps are dropped, so the next ``train_`` or
-    ``fluxjax.jit`` call traces the new mode.
+    passes alike (Flux v0.9). Compiled steps are kept: ``train_`` and ``fluxjax.jit``
+    compile each mode once and switch between them.
 
     >>> import jax.numpy as jnp
     >>> from fluxjax.layers import Chain, Dropout

@@ -138,6 +138,18 @@ def is_opaque(x) -> bool:
     return not _pytree_children(x, None)
 
 
+def is_transient(found: Found) -> bool:
+    """True for a value held (directly or inside a tuple) by a field its layer lists in
+    ``_transient``: a recurrent carry, which ``save`` never writes."""
+    while found is not None:
+        if isinstance(found.name, str) and found.name in getattr(
+            type(found.owner), "_transient", ()
+        ):
+            return True
+        found = found.parent
+    return False
+
+
 def put(found: Found, new) -> None:
     """Puts ``new`` where ``found`` was (a tracked leaf keeps its identity: its data changes)."""
     if is_tracked_leaf(found.value):

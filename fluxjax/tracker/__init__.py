@@ -7,8 +7,21 @@ and ``Cache``. Nothing outside the tracker touches a leaf's cell or ``_grad``.
 """
 
 from ._back import back_, update_
-from ._bridge import Retrace, Run, assign, grads_of, plain, raise_failed, run, values_of, write_back
-from ._cache import Cache, cache_sizes, clear_caches
+from ._bridge import (
+    Retrace,
+    Run,
+    assign,
+    grads_of,
+    is_freed,
+    plain,
+    raise_failed,
+    resize,
+    run,
+    transaction,
+    values_of,
+    write_back,
+)
+from ._cache import Cache, Guards, cache_sizes, clear_caches, noting_statics, static
 from ._derivatives import gradcheck, hessian, jacobian
 from ._gradient import checkpoint, forward, gradient, hook, swapped
 from ._graph import warn_user
@@ -31,4 +44,5 @@ __all__ = [
     # the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
     "raise_failed", "register_leaf_finder", "run", "values_of", "warn_user", "write_back",
+    "is_freed", "resize", "transaction", "Guards", "noting_statics", "static",
 ]  # fmt: skip

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._cell import LeafCell, Value
-from ._trace import check, checking, keeping_graph, restore, swapped, watching
+from ._trace import check, checking, keeping_graph, note, restore, swapped, watching
 
 
 class Run(NamedTuple):
@@ -106,6 +106,19 @@ def run(f, args, leaves, values, grads=None, *, keep_graph=False) -> Run:
     return Run(out, new_values, new_grads, [b.leaf for b in touched], written, checks)
 
 
+@contextlib.contextmanager
+def transaction():
+    """Inside the block, every leaf touched while concrete is noted; if the block raises,
+    each is put back as it was (value and ``.grad``): a refused eager step changes
+    nothing, running statistics and recurrent carries included."""
+    with watching() as seen:
+        try:
+            yield
+        except BaseException:
+            restore(seen)
+            raise
+
+
 def raise_failed(oks, messages):
     """After a compiled call: raise ``FloatingPointError`` for the first check that failed."""
     for ok, message in zip(oks, messages):
@@ -127,6 +140,22 @@ def values_of(leaves):
 def grads_of(leaves):
     """Each leaf's accumulated ``.grad``; None where it reads as zeros."""
     return [p._grad for p in leaves]
+
+
+def resize(leaf, value):
+    """A ``state`` leaf takes ``value`` of another shape, keeping its identity (a
+    recurrent carry meeting its first batch, or a batch of another size). Outside a trace
+    only: a compiled step that threads ``leaf`` sees the new shape and traces again."""
+    if leaf.trainable:
+        raise TypeError("resize: only a state leaf may change its shape, not a param")
+    note(leaf)
+    leaf._cell = LeafCell(value, leaf)
+    leaf._aval = leaf._cell.aval
+
+
+def is_freed(x) -> bool:
+    """True when ``x`` is a recorded value whose graph ``back_`` has freed (``once=True``)."""
+    return isinstance(x, Value) and x._cell is None and bool(x._done)
 
 
 def assign(leaves, values, grads=None):

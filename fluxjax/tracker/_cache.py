@@ -1,17 +1,112 @@
-"""One bounded cache, used by every cache in fluxjax, and ``clear_caches()``.
+"""One bounded cache, used by every cache in fluxjax, ``clear_caches()``, and guards.
 
 A ``Cache`` is a least-recently-used mapping of at most ``size`` entries; the oldest
 entry goes when a new one would exceed it. Every cache registers itself, so
 ``clear_caches()`` empties all of them at once (and JAX's own compilation caches).
+
+A compiled step bakes in the Python values its trace read (a layer's ``active`` mode).
+Such a read goes through ``static(obj, name)``, which notes it for the compiled paths
+tracing now (``noting_statics``); each keeps a ``Guards``, the places read so far, and
+looks its compiled variants up by their current values. So ``testmode_`` /
+``trainmode_`` switch between variants compiled once and nothing is ever cleared.
+Guards hold the objects weakly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections import OrderedDict
+from typing import Any, NamedTuple
 
 _ALL: weakref.WeakSet = weakref.WeakSet()
+
+
+class Read(NamedTuple):
+    """A static read: ``getattr(ref(), name)`` gave ``value`` while a step was traced."""
+
+    ref: Any
+    name: str
+    value: Any
+
+
+class _Reads(threading.local):
+    """Per thread: a stack of lists, one per open ``noting_statics`` block."""
+
+    def __init__(self):
+        self.stack: list = []
+
+
+_READS = _Reads()
+
+
+def static(obj, name):
+    """static(obj, name) -> ``getattr(obj, name)``, noted as a guard of the compiled steps
+    being traced now (see the module docstring).
+
+    >>> class Layer: active = True
+    >>> with noting_statics() as reads:
+    ...     static(Layer(), "active")
+    True
+    >>> [(r.name, r.value) for r in reads]
+    [('active', True)]
+    """
+    value = getattr(obj, name)
+    if _READS.stack:
+        read = Read(weakref.ref(obj), name, value)
+        for reads in _READS.stack:
+            reads.append(read)
+    return value
+
+
+@contextlib.contextmanager
+def noting_statics():
+    """Yield the list of ``Read`` s that ``static`` makes inside the block."""
+    found: list = []
+    _READS.stack.append(found)
+    try:
+        yield found
+    finally:
+        _READS.stack.remove(found)
+
+
+_GONE = object()
+
+
+class Guards:
+    """The places (object, attribute) whose values select a compiled variant.
+
+    >>> class Layer: active = True
+    >>> g, layer = Guards(), Layer()
+    >>> with noting_statics() as reads:
+    ...     _ = static(layer, "active")
+    >>> g.add(reads), g.key()
+    (True, (True,))
+    """
+
+    def __init__(self):
+        self.places: list = []
+
+    def add(self, reads) -> bool:
+        """Adds the places of ``reads`` not yet known; True if any was new."""
+        known = {(id(r()), n) for r, n in self.places if r() is not None}
+        new = False
+        for read in reads:
+            obj = read.ref()
+            if obj is not None and (id(obj), read.name) not in known:
+                known.add((id(obj), read.name))
+                self.places.append((read.ref, read.name))
+                new = True
+        return new
+
+    def key(self) -> tuple:
+        """The current value at every place (a dead object: a marker)."""
+        out = []
+        for ref, name in self.places:
+            obj = ref()
+            out.append(_GONE if obj is None else getattr(obj, name, _GONE))
+        return tuple(out)
 
 
 class Cache:

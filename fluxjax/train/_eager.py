@@ -3,6 +3,7 @@
 import numpy as np
 
 from fluxjax import tracker
+from fluxjax.layers._recur import truncating
 
 from ._update import _step
 
@@ -21,9 +22,19 @@ class Eager:
         self.nsteps = 0
 
     def step(self, item):
+        with tracker.transaction():  # a refused step puts every leaf back, state included
+            value = self._step(item)
+        self.nsteps += 1
+        return value
+
+    def _step(self, item):
         for p in self.plist:
             p.grad = None  # reads as zeros
-        l = _call(self.loss, item)
+        with truncating():  # each step starts from the stored carry, as compiled steps do
+            try:
+                l = _call(self.loss, item)
+            except FloatingPointError as e:
+                raise FloatingPointError(f"{e} (step {self.nsteps}, 0-based)") from None
         if np.shape(l) != ():
             raise ValueError(f"the loss must return a scalar, got shape {np.shape(l)}")
         if isinstance(l, tracker.Tracked):
@@ -38,7 +49,6 @@ class Eager:
             _step(self.opt, self.plist, [p.grad for p in self.plist])
         except FloatingPointError:
             raise nonfinite_gradient_error(self.nsteps) from None
-        self.nsteps += 1
         return value
 
     def resume(self):

@@ -124,17 +124,26 @@ def _compiled(plan, n, make):
 
 
 def _plan(runner, how, data, strategy) -> Plan:
-    """The plan for this step signature: traced, and chosen, at its first use."""
-    batch = _batch_avals(how, data.tensors)
-    shapes = jax.tree.map(lambda a: (a.shape, a.dtype), batch)
-    key = ("epoch", strategy, how, runner.layout, shapes)
-    plan = runner.entry.scans.get(key)
+    """The plan for this step signature (carry, batch, layout) and the current layer
+    modes: traced, and chosen, at its first use."""
+    fixed = ("epoch", strategy, how, runner.layout, _signature(_batch_avals(how, data.tensors)))
+    plan = runner.entry.variant().scans.get((*fixed, _signature(runner._carry())))
     if plan is None:
-        closed, out_tree = _trace(runner, batch)
-        kind = _choose(closed, runner) if strategy == "auto" else strategy
-        plan = Plan(kind, _as_function(closed, out_tree), {})
-        runner.entry.scans[key] = plan  # after ``_trace``: a retrace empties ``scans``
+        closed, out_tree, variant = _trace(runner, _batch_avals(how, data.tensors))
+        # filed under the carry the trace saw: a retrace may have reshaped it (a recurrent
+        # carry taking the batch's shape), and may lead back to a plan made before
+        key = (*fixed, _signature(runner._carry()))
+        plan = variant.scans.get(key)
+        if plan is None:
+            kind = _choose(closed, runner) if strategy == "auto" else strategy
+            plan = variant.scans[key] = Plan(kind, _as_function(closed, out_tree), {})
     return plan
+
+
+def _signature(tree):
+    """The structure, shapes and dtypes of a pytree of arrays: what a trace depends on."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((tuple(a.shape), a.dtype) for a in leaves)
 
 
 def _batch_avals(how, tensors):
@@ -143,15 +152,20 @@ def _batch_avals(how, tensors):
 
 
 def _trace(runner, batch):
-    """The step's jaxpr for ``batch``, adding the leaves the loss touches to the carry."""
+    """The step's jaxpr for ``batch`` and the variant it belongs to, after adding to the
+    carry the leaves the loss touches (a retrace rebuilds the variants)."""
     while True:
+        variant = runner.entry.variant()
         try:
-            closed, shape = jax.make_jaxpr(runner.entry.pure, return_shape=True)(
-                *runner._carry(), batch
-            )
-            return closed, jax.tree.structure(shape)
+            with tracker.noting_statics() as reads:
+                closed, shape = jax.make_jaxpr(variant.pure, return_shape=True)(
+                    *runner._carry(), batch
+                )
         except tracker.Retrace as r:
             runner._retrace(r)
+            continue
+        runner.entry.noted(reads, variant)  # the layer modes it read key the variant
+        return closed, jax.tree.structure(shape), variant
 
 
 def _as_function(closed, out_tree):

@@ -17,6 +17,7 @@ raises ``FloatingPointError`` naming it.
 """
 
 import types
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -95,10 +96,10 @@ def _pure_step(loss, plist, extras, tx):
 
 @jax.jit
 def _start(arrays, state):
-    """Fresh copies of the params and optimiser state (the carry gets donated), and
-    whether the params are finite: one compiled call where three would cost a dispatch
-    each. The extras are copied by ``_copies``, as when a retrace finds them, so finding
-    them compiles nothing again at the next call."""
+    """Fresh copies of a call's params and optimiser state (they get donated), and whether
+    the params are finite: one compiled call where three would cost a dispatch each. The
+    extras are copied apart (``_copies``): the first call finds them while it runs, so
+    folding them in would compile this again on the second call."""
     copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
     return copy(arrays), copy(state), _finite(arrays)
 
@@ -156,6 +157,14 @@ def _same_snapshot(a, b):
     return len(a) == len(b) and all(x is y for x, y in zip(a, b))
 
 
+class _Variant(NamedTuple):
+    """One compiled step (and its epoch plans, ``_epoch.py``) for one set of layer modes."""
+
+    pure: Any
+    step: Any
+    scans: dict
+
+
 class _Entry:
     """The compiled step of one (loss, params, optimiser), with the extras it found."""
 
@@ -167,10 +176,25 @@ class _Entry:
         self.build()
 
     def build(self):
-        loss, plist, opt = self.refs
-        self.pure = _pure_step(loss, plist, self.extras, as_transformation(opt))
-        self.step = jax.jit(self.pure, donate_argnums=(0, 1, 2, 3))
-        self.scans: dict = {}
+        """Drops the compiled variants (the extras changed); they are made on demand."""
+        self.variants = Cache(8, "train_ step variants")  # guard values -> _Variant
+        self.guards = tracker.Guards()  # the layer modes the traces read
+
+    def variant(self):
+        """The compiled step for the current layer modes (``testmode_``), made once."""
+        key = self.guards.key()
+        v = self.variants.get(key)
+        if v is None:
+            loss, plist, opt = self.refs
+            pure = _pure_step(loss, plist, self.extras, as_transformation(opt))
+            v = _Variant(pure, jax.jit(pure, donate_argnums=(0, 1, 2, 3)), {})
+            self.variants[key] = v
+        return v
+
+    def noted(self, reads, variant):
+        """After a call: a trace read modes not yet guarded: file ``variant`` under them."""
+        if self.guards.add(reads):
+            self.variants[self.guards.key()] = variant
 
     def matches(self, loss, plist, opt):
         same_opt = self.refs[2] is opt or settings(opt) == settings(self.refs[2]) is not None
@@ -201,7 +225,7 @@ class Compiled:
         self.plist, self.opt, self.layout = plist, opt, layout
         self.entry = _compiled_for(loss, plist, opt)
         values = tracker.values_of(plist)
-        extras = _copies(tracker.values_of(self.entry.extras))
+        extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
         arrays, state, finite = _start(values, get_state(opt, plist, values))
         self.arrays = sharding.place_params(layout, arrays)
         self.extras = sharding.place_data(layout, extras)
@@ -219,11 +243,19 @@ class Compiled:
         return (self.arrays, self.extras, self.state, self.status)
 
     def _retrace(self, r):
-        """The trace touched leaves outside the carry: add them as extras, compile again."""
+        """The trace touched leaves outside the carry (add them as extras), or asked for a
+        ``setup`` outside the trace (a recurrent carry taking its batch's shape): compile
+        again."""
+        if r.setup is not None:
+            self.sync()  # the leaves hold the carried values while setup runs
+            r.setup()
+            self.resume()
         known = {id(p) for p in self.plist + self.entry.extras}
         new = [p for p in r.leaves if id(p) not in known]
-        if not new:
+        if not new and r.setup is None:
             raise RuntimeError("train_: the loss keeps touching leaves it cannot thread") from r
+        if not new:
+            return
         self.entry.extras.extend(new)
         self.entry.build()
         added = sharding.place_data(self.layout, _copies(tracker.values_of(new)))
@@ -253,11 +285,14 @@ class Compiled:
     def step(self, item):
         item = sharding.place_batch(self.layout, item)
         while True:
+            v = self.entry.variant()
             try:
-                *carry, l = self.entry.step(*self._carry(), item)
+                with tracker.noting_statics() as reads:
+                    *carry, l = v.step(*self._carry(), item)
             except tracker.Retrace as r:
                 self._retrace(r)
                 continue
+            self.entry.noted(reads, v)
             self.arrays, self.extras, self.state, self.status = carry
             return sharding.settle(self.layout, l)
 
