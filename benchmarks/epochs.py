@@ -308,7 +308,11 @@ def build(task, names):
 
 
 def first_epoch(task, name):
-    """Seconds of ``name``'s first call (one epoch, compiling included), in this process."""
+    """Seconds of ``name``'s first call (one epoch, compiling included), in this process.
+    XLA's first compile in a process also starts its compiler: a trivial one runs first,
+    so that no contender pays that (the hand-written ones would otherwise pay it while
+    building their params, outside the timing)."""
+    jax.jit(lambda x: x + 1)(jnp.ones(3)).block_until_ready()
     step = build(task, [name])[name]
     t0 = time.perf_counter()
     step.sync(step.run())
