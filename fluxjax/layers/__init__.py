@@ -27,6 +27,7 @@ from ._display import summary
 from ._dropout import AlphaDropout, Dropout
 from ._misc import Diagonal, Maxout, SkipConnection, normalise
 from ._norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
+from ._partition import combine, partition
 from ._pool import MaxPool, MeanPool, maxpool, meanpool
 from ._random import glorot_normal, glorot_uniform, seed
 from ._recur import GRU, LSTM, RNN, Recur, reset_, truncate_
@@ -62,6 +63,7 @@ __all__ = [
     "Recur",
     "SkipConnection",
     "activations",
+    "combine",
     "compose",
     "conv",
     "cpu",
@@ -85,6 +87,7 @@ __all__ = [
     "meanpool",
     "normalise",
     "params",
+    "partition",
     "relu",
     "reset_",
     "seed",

@@ -15,7 +15,7 @@ import jax
 
 from ..tracker import Tracked
 from ._treelike import items
-from ._walk import is_state, walk
+from ._walk import holds_model, is_state, unregistered, walk
 
 
 def states(*models) -> list:
@@ -103,6 +103,9 @@ def leaf_owners(xs) -> list:
     [True, True, True, True, False, False, None]
     """
     pairs = jax.tree_util.tree_flatten_with_path(xs, is_leaf=_is_tracked)[0]
+    for path, leaf in pairs:
+        if holds_model(leaf):  # JAX would say "not a valid JAX type"
+            raise unregistered(leaf, jax.tree_util.keystr(path))
     return [_owner(xs, path) for path, _ in pairs]
 
 

@@ -94,11 +94,47 @@ def children(x, at: Found | None = None) -> list[Found]:
     return _pytree_children(x, at)
 
 
+class UnregisteredModelError(TypeError, ValueError):
+    """A plain object holding layers or params that no walk can see inside."""
+
+
+def _model_like(v, depth=1) -> bool:
+    if isinstance(v, Tracked) and v.is_leaf or items(v) is not None:
+        return True
+    if depth and isinstance(v, (list, tuple, dict)):
+        values = v.values() if isinstance(v, dict) else v
+        return any(_model_like(u, depth - 1) for u in values)
+    return False
+
+
+def holds_model(x) -> bool:
+    """True for a plain object (not treelike, not a pytree) whose attributes hold layers
+    or params, directly or in a list, tuple or dict."""
+    if isinstance(x, ATOMS) or not is_opaque(x):
+        return False
+    attrs = getattr(x, "__dict__", None)
+    values = list(attrs.values()) if isinstance(attrs, dict) else []
+    values += [getattr(x, n) for n in getattr(type(x), "__slots__", ()) if hasattr(x, n)]
+    return any(_model_like(v) for v in values)
+
+
+def unregistered(x, where="") -> UnregisteredModelError:
+    """The error for a plain object ``x`` holding layers or params (see ``holds_model``)."""
+    name = type(x).__name__
+    at = f" at {where}" if where else ""
+    return UnregisteredModelError(
+        f"the {name}{at} holds layers or params that fluxjax cannot see inside (params, "
+        f"setup, testmode_, gradient, save would miss them): register its class with "
+        f"fj.treelike({name}), or write @fj.treelike above its class statement"
+    )
+
+
 def walk(*models) -> Iterator[Found]:
     """Every value in ``models``, depth first, each object once (the first path wins).
 
     Arrays and params are yielded and not entered; atoms (numbers, strings, classes,
-    modules) and ``None`` are skipped.
+    modules) and ``None`` are skipped. A plain object holding layers or params raises
+    ``TypeError`` naming ``fj.treelike`` (it would otherwise be missed silently).
     """
     seen = set()
     several = len(models) > 1
@@ -109,6 +145,8 @@ def walk(*models) -> Iterator[Found]:
         if id(x) in seen or x is None or isinstance(x, ATOMS):
             continue
         seen.add(id(x))
+        if holds_model(x):
+            raise unregistered(x, ".".join(path_of(found)))
         yield found
         if not isinstance(x, (Tracked, jax.Array, np.ndarray)):
             stack.extend(reversed(children(x, found)))

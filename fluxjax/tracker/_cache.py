@@ -116,29 +116,55 @@ class Cache:
     >>> c["a"] = 1; c["b"] = 2; c["c"] = 3
     >>> len(c), c.get("a"), c.get("c")
     (2, None, 3)
+
+    With ``weak=True`` the keys are objects held weakly, by identity: an entry goes when
+    its key dies, so the cache never keeps a user's model, loader or function alive.
     """
 
-    def __init__(self, size: int, name: str):
-        self.size, self.name = size, name
+    def __init__(self, size: int, name: str, weak: bool = False):
+        self.size, self.name, self.weak = size, name, weak
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         _ALL.add(self)
 
+    def _slot(self, key):
+        """The stored key: ``key`` itself, or with ``weak=True`` its identity (the entry
+        holds ``key`` weakly and goes when ``key`` dies: the cache never owns it)."""
+        return id(key) if self.weak else key
+
     def get(self, key, default=None):
+        slot = self._slot(key)
         try:  # no lock: each OrderedDict call is atomic, a race only costs a miss
-            self._items.move_to_end(key)
-            return self._items[key]
+            self._items.move_to_end(slot)
+            value = self._items[slot]
         except KeyError:
             return default
+        if self.weak:
+            ref, value = value
+            if ref() is not key:
+                return default
+        return value
 
     def __setitem__(self, key, value):
+        slot = self._slot(key)
+        if self.weak:
+            me = weakref.ref(self)
+            gone = lambda r, slot=slot: me() is not None and me()._forget(slot, r)  # noqa: E731
+            value = (weakref.ref(key, gone), value)
         with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
+            self._items[slot] = value
+            self._items.move_to_end(slot)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
+    def _forget(self, slot, ref):
+        with self._lock:
+            if self._items.get(slot, (None,))[0] is ref:
+                del self._items[slot]
+
     def pop(self, key, default=None):
+        if self.weak:
+            raise TypeError("pop on a weak cache: its entries go with their keys")
         with self._lock:
             return self._items.pop(key, default)
 
@@ -149,10 +175,11 @@ class Cache:
         return iter(list(self._items))
 
     def values(self):
-        return list(self._items.values())
+        values = list(self._items.values())
+        return [v for _, v in values] if self.weak else values
 
     def __contains__(self, key):
-        return key in self._items
+        return self.get(key, _GONE) is not _GONE
 
     def clear(self):
         with self._lock:

@@ -42,9 +42,9 @@ SLOW_IN_A_CPU_LOOP = frozenset({"conv_general_dilated"})
 
 
 class Resident(NamedTuple):
-    """A ``DataLoader``'s arrays on the device, kept per loader."""
+    """A ``DataLoader``'s arrays on the device, kept per loader (which the cache holds
+    weakly: nothing here refers to it)."""
 
-    loader: object
     tensors: tuple
     layout: sharding.Layout
 
@@ -88,11 +88,11 @@ def check_strategy(strategy, *, jit, loader):
 
 def resident(runner, loader) -> Resident:
     """``loader``'s arrays on the device (placed for ``runner``'s layout), once per loader."""
-    held = runner.entry.tensors.get(id(loader))
-    if held is None or held.loader is not loader or held.layout != runner.layout:
+    held = runner.entry.tensors.get(loader)
+    if held is None or held.layout != runner.layout:
         tensors = tuple(_on_device(t) for t in loader.tensors)
-        held = Resident(loader, sharding.place_data(runner.layout, tensors), runner.layout)
-        runner.entry.tensors[id(loader)] = held
+        held = Resident(sharding.place_data(runner.layout, tensors), runner.layout)
+        runner.entry.tensors[loader] = held
     return held
 
 

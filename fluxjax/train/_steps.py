@@ -17,6 +17,7 @@ raises ``FloatingPointError`` naming it.
 """
 
 import types
+import weakref
 from typing import Any, NamedTuple
 
 import jax
@@ -43,14 +44,17 @@ def _finite(tree):
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def _pure_step(loss, plist, extras, tx):
+def _pure_step(entry, tx):
     """``(arrays, extras, opt_state, status, batch) -> (same..., loss)``, pure.
 
-    ``status`` is ``[good steps, why the first bad one failed, check the params]``.
+    ``status`` is ``[good steps, why the first bad one failed, check the params]``. The
+    loss, params and extras are read from ``entry`` when JAX traces (they are alive then:
+    the running ``Compiled`` holds them), so the compiled step never owns them.
     """
-    n = len(plist)
 
     def value(arrays, extra_values, batch):
+        plist, extras, loss = entry.plist, entry.extras, entry.loss()
+        n = len(plist)
         r = tracker.run(_call, (loss, batch), plist + extras, list(arrays) + list(extra_values))
         if r.touched:
             raise tracker.Retrace(r.touched)
@@ -150,11 +154,8 @@ def _snapshot(loss):
     objects its closure held when traced (a closure cell can change later)."""
     if not isinstance(loss, types.FunctionType):
         return (loss,)
-    return (loss.__code__, loss.__globals__, loss.__defaults__, loss.__kwdefaults__, *_cells(loss))
-
-
-def _same_snapshot(a, b):
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+    defaults = (*(loss.__defaults__ or ()), *(loss.__kwdefaults__ or {}).values())
+    return (loss.__code__, loss.__globals__, len(defaults), *defaults, *_cells(loss))
 
 
 class _Variant(NamedTuple):
@@ -165,14 +166,49 @@ class _Variant(NamedTuple):
     scans: dict
 
 
-class _Entry:
-    """The compiled step of one (loss, params, optimiser), with the extras it found."""
+def _hold(x, on_death=None):
+    """A reference to ``x`` that does not keep it alive (``on_death(ref)`` runs when it
+    dies); a strong one for what cannot be weakly referenced (numbers, tuples, dicts)."""
+    try:
+        return weakref.ref(x, on_death)
+    except TypeError:
+        return lambda: x
 
-    def __init__(self, loss, plist, opt):
-        self.refs = (loss, list(plist), opt)
-        self.snapshot = _snapshot(loss)
-        self.extras: list = []
-        self.tensors = Cache(2, "train_ data on device")
+
+class _Entry:
+    """The compiled step of one (loss, params, optimiser), with the extras it found.
+
+    It holds the loss, the params, the extras and what the loss's closure held only
+    weakly: when a param, an extra or a closure object dies (the model was deleted), the
+    entry leaves ``_CACHE`` and its compiled code goes with it. A new but identical loss
+    or optimiser takes over the entry (``adopt``)."""
+
+    def __init__(self, key, loss, plist, opt):
+        me = weakref.ref(self)
+        self._drop = lambda _, key=key: _CACHE.get(key) is me() and _CACHE.pop(key)
+        self._snapshot = [_hold(x, self._drop) for x in _snapshot(loss)]
+        self._plist = [_hold(p, self._drop) for p in plist]
+        self._extras: list = []
+        self.loss = self.opt = None
+        self.settings = settings(opt)  # equal settings: an equal optimiser (None: opt only)
+        self.adopt(loss, opt)
+        self.tensors = Cache(2, "train_ data on device", weak=True)  # loader -> arrays
+        self.build()
+
+    def adopt(self, loss, opt):
+        """``loss`` and ``opt`` (equal to those the step was built for) are the ones now."""
+        self.loss, self.opt = _hold(loss), _hold(opt)
+
+    @property
+    def plist(self):
+        return [r() for r in self._plist]
+
+    @property
+    def extras(self):
+        return [r() for r in self._extras]
+
+    def add_extras(self, leaves):
+        self._extras.extend(_hold(p, self._drop) for p in leaves)
         self.build()
 
     def build(self):
@@ -185,8 +221,7 @@ class _Entry:
         key = self.guards.key()
         v = self.variants.get(key)
         if v is None:
-            loss, plist, opt = self.refs
-            pure = _pure_step(loss, plist, self.extras, as_transformation(opt))
+            pure = _pure_step(self, as_transformation(self.opt()))
             v = _Variant(pure, jax.jit(pure, donate_argnums=(0, 1, 2, 3)), {})
             self.variants[key] = v
         return v
@@ -197,12 +232,14 @@ class _Entry:
             self.variants[self.guards.key()] = variant
 
     def matches(self, loss, plist, opt):
-        same_opt = self.refs[2] is opt or settings(opt) == settings(self.refs[2]) is not None
+        same_opt = self.opt() is opt or settings(opt) == self.settings is not None
+        snapshot = _snapshot(loss)
         return (
-            _same_snapshot(self.snapshot, _snapshot(loss))
+            len(snapshot) == len(self._snapshot)
+            and all(r() is x for r, x in zip(self._snapshot, snapshot))
             and same_opt
-            and len(self.refs[1]) == len(plist)
-            and all(a is b for a, b in zip(self.refs[1], plist))
+            and len(self._plist) == len(plist)
+            and all(r() is p for r, p in zip(self._plist, plist))
         )
 
 
@@ -212,9 +249,10 @@ def _compiled_for(loss, plist, opt):
     key = (tuple(map(id, _snapshot(loss))), tuple(map(id, plist)), settings(opt) or id(opt))
     entry = _CACHE.get(key)
     if entry is not None and entry.matches(loss, plist, opt):
+        entry.adopt(loss, opt)
         return entry
     _warn_recompile(loss, plist, opt)
-    entry = _CACHE[key] = _Entry(loss, plist, opt)
+    entry = _CACHE[key] = _Entry(key, loss, plist, opt)
     return entry
 
 
@@ -223,6 +261,7 @@ class Compiled:
 
     def __init__(self, loss, plist, opt, layout=sharding.ONE_DEVICE):
         self.plist, self.opt, self.layout = plist, opt, layout
+        self.loss = loss  # alive while this call runs: the entry holds it weakly
         self.entry = _compiled_for(loss, plist, opt)
         values = tracker.values_of(plist)
         extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
@@ -256,8 +295,7 @@ class Compiled:
             raise RuntimeError("train_: the loss keeps touching leaves it cannot thread") from r
         if not new:
             return
-        self.entry.extras.extend(new)
-        self.entry.build()
+        self.entry.add_extras(new)
         added = sharding.place_data(self.layout, _copies(tracker.values_of(new)))
         self.extras = list(self.extras) + list(added)
 
