@@ -73,7 +73,8 @@ def make_fj_scan(task):
     m, x, y = _fj_model(task), *DATA[task]
     loader = fj.DataLoader((np.concatenate([x] * SCAN), np.concatenate([y] * SCAN)), BATCH)
     loss, ps, opt = _fj_loss(task, m), fj.params(m), fj.ADAM(LR)
-    return Step(lambda: fj.train_(loss, ps, loader, opt, progress=False), steps=SCAN)
+    run = lambda: fj.train_(loss, ps, loader, opt, progress=False, strategy="scan")  # noqa: E731
+    return Step(run, steps=SCAN)
 
 
 # ---- hand-written jax.jit ------------------------------------------------------------------

@@ -7,8 +7,8 @@ running statistics and PRNG keys, params outside ``ps``) is an *extra* input, fo
 retracing (``tracker.Retrace``), whose assigned value is an output. The optimiser step
 runs with ``opt.tx`` in the same ``jax.jit`` call, with donated buffers. Params, extras
 and optimiser state stay as flat arrays between steps and are written back only when
-asked (``sync``). ``scan`` runs many steps of a ``DataLoader`` epoch in one call with
-``jax.lax.scan``.
+asked (``sync``). ``epoch_steps`` runs the steps of a ``DataLoader`` epoch as ``_epoch.py``
+chooses (one call per step, or many in a ``jax.lax.scan``).
 
 A step whose loss, gradient or updated params are not finite changes nothing, and every
 later step of that call is skipped: ``status`` (``[good steps, why, guard]``) says which step
@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax import lax
 
 from fluxjax import tracker
 from fluxjax.tracker import Cache
 
+from . import _epoch
 from . import _sharding as sharding
 from ._optimisers import as_transformation
 from ._update import get_state, put_state, settings
@@ -159,7 +159,7 @@ def _snapshot(loss):
 
 
 class _Variant(NamedTuple):
-    """One compiled step (and its scans by shape) for one set of layer modes."""
+    """One compiled step (and its epoch plans, ``_epoch.py``) for one set of layer modes."""
 
     pure: Any
     step: Any
@@ -270,7 +270,7 @@ class Compiled:
         self.extras = sharding.place_data(layout, extras)
         self.state = sharding.place_params(layout, state)
         status = np.array([0, FINE, int(finite)], np.int32)
-        self.status = sharding.place_data(layout, jnp.asarray(status))
+        self.status = sharding.place_data(layout, jax.device_put(status))
 
     def resume(self):
         """Carry on from the leaves' current values (copies: the carry gets donated)."""
@@ -334,53 +334,13 @@ class Compiled:
             self.arrays, self.extras, self.state, self.status = carry
             return sharding.settle(self.layout, l)
 
-    def scan(self, loader, order, start, n):
-        """Steps ``start .. start + n`` of an epoch of ``loader`` in one compiled call.
+    def advance(self, fn, *args):
+        """One compiled call ``fn(*carry, *args) -> (*carry, losses)``: keeps the new carry,
+        returns the losses (``_epoch.run`` calls it with its per-step or scan functions)."""
+        *carry, losses = fn(*self._carry(), *args)
+        self.arrays, self.extras, self.state, self.status = carry
+        return sharding.settle(self.layout, losses)
 
-        Without shuffling the batches are the data reshaped to ``(batches, batchsize,
-        ...)`` and scanned over directly; with shuffling each step gathers its batch.
-        """
-        seq = not loader.shuffle
-        key = (n, loader.batchsize, loader.single, seq, self.layout)
-        held = self.entry.tensors.get(loader)
-        if held is None or held[2] != self.layout:
-            b, full = loader.batchsize, loader.nobs // loader.batchsize
-            tensors = tuple(jnp.asarray(t) for t in loader.tensors)
-            batched = tuple(t[: full * b].reshape(full, b, *t.shape[1:]) for t in tensors)
-            tensors, batched = sharding.place_data(self.layout, (tensors, batched))
-            held = (tensors, batched, self.layout)
-            self.entry.tensors[loader] = held
-        data = held[1] if seq else held[0]
-        while True:
-            v = self.entry.variant()
-            if key not in v.scans:
-                v.scans[key] = jax.jit(_scan_fn(v.pure, *key), donate_argnums=(0, 1, 2, 3))
-            try:
-                with tracker.noting_statics() as reads:
-                    *carry, ls = v.scans[key](*self._carry(), data, order, jnp.int32(start))
-            except tracker.Retrace as r:
-                self._retrace(r)
-                continue
-            self.entry.noted(reads, v)
-            self.arrays, self.extras, self.state, self.status = carry
-            return sharding.settle(self.layout, ls)
-
-
-def _scan_fn(pure, n, b, single, seq, layout):
-    def run(arrays, extras, state, status, tensors, order, start):
-        def body(carry, k_or_batch):
-            if seq:
-                parts = k_or_batch
-            else:
-                ids = lax.dynamic_slice_in_dim(order, (start + k_or_batch) * b, b)
-                parts = tuple(jnp.take(t, ids, axis=0) for t in tensors)
-            parts = sharding.constrain_batch(layout, parts)  # each device: its rows
-            *carry, l = pure(*carry, parts[0] if single else parts)
-            return tuple(carry), l
-
-        xs = tuple(lax.dynamic_slice_in_dim(t, start, n) for t in tensors) if seq else None
-        steps = xs if seq else jnp.arange(n)
-        carry, ls = lax.scan(body, (arrays, extras, state, status), steps)
-        return (*carry, ls)
-
-    return run
+    def epoch_steps(self, loader, order, start, n, strategy):
+        """Steps ``start .. start + n`` of an epoch of ``loader``, run by ``strategy``."""
+        return _epoch.run(self, loader, order, start, n, strategy)

@@ -7,8 +7,8 @@ plain JAX, differentiated with ``jax.value_and_grad`` and stepped with ``opt.tx`
 through the loop and are written back into the params (``p.data = ...``) only before
 callbacks and at the end, so the loop never waits for the device.
 
-A ``DataLoader`` over arrays takes the whole-epoch path: ``jax.lax.scan`` runs many steps
-per compiled call, gathering each batch on the device.
+A ``DataLoader`` over arrays goes to the device once; each step gathers its batch there,
+and ``_epoch.py`` runs the steps one compiled call each or many per ``jax.lax.scan``.
 """
 
 import math
@@ -27,6 +27,7 @@ from ._callbacks import StopTraining, throttle
 from ._checkpoint import checkpointer
 from ._data import DataLoader
 from ._eager import Eager, nonfinite_error, nonfinite_gradient_error
+from ._epoch import check_strategy
 from ._explicit import as_explicit
 from ._steps import Compiled
 
@@ -91,7 +92,10 @@ class _Loop:
         self._host = None
 
     def record(self, losses, n):
-        self.pieces.append((self.nsteps, losses))
+        """Notes ``n`` steps' losses (an array, or a list of one scalar per step), then
+        runs the callbacks once."""
+        steps = losses if isinstance(losses, list) else [losses]
+        self.pieces.extend((self.nsteps + i, l) for i, l in enumerate(steps))
         self.nsteps += n
         if self.bar is not None:
             self.bar.advance(n, losses)
@@ -105,16 +109,17 @@ class _Loop:
     def item(self, item):
         self.record(self.runner.step(item), 1)
 
-    def epoch(self, loader):
-        """One epoch of ``loader`` by ``lax.scan`` (in chunks when callbacks must run)."""
+    def epoch(self, loader, strategy):
+        """One epoch of ``loader`` as ``strategy`` says (``_epoch.py``), in chunks when
+        callbacks must run; a resumed loader starts at its position's batch."""
         order, begin = loader.order(), loader.position.batch  # begin > 0: resumed mid-epoch
         full = loader.nobs // loader.batchsize
         chunk = max(1, math.ceil(full / 10)) if self.callbacks or self.bar else max(full, 1)
-        device_order = jnp.asarray(order, jnp.int32) if loader.shuffle else _NO_ORDER
+        device_order = jax.device_put(order.astype(np.int32)) if loader.shuffle else _NO_ORDER
         start = begin
         while start < full:
             n = min(chunk - start % chunk, full - start)  # chunks aligned on the epoch
-            losses = self.runner.scan(loader, device_order, start, n)
+            losses = self.runner.epoch_steps(loader, device_order, start, n, strategy)
             start += n
             loader._mark(start)
             self.record(losses, n)
@@ -154,7 +159,7 @@ class _Loop:
         return self._host
 
     def losses(self):
-        return jnp.asarray(self.host())
+        return jax.device_put(self.host())  # jnp.asarray would compile a copy per length
 
 
 def _gather(arrays):
@@ -188,10 +193,10 @@ def _flush(callbacks):
 
 def train_(
     loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True, devices=None,
-    shard_params=False, checkpoint=None, checkpoint_every=None,
+    shard_params=False, checkpoint=None, checkpoint_every=None, strategy="auto",
 ):  # fmt: skip
     """train_(loss, ps, data, opt; cb=None, epochs=1, progress=None, jit=True, devices=None,
-    shard_params=False, checkpoint=None, checkpoint_every=None) → per-step losses.
+    shard_params=False, checkpoint=None, checkpoint_every=None, strategy="auto") → losses.
 
     For each item of ``data`` (``epochs`` times): ``l = loss(*item)`` for a tuple item,
     ``loss(item)`` otherwise; the gradient of ``l`` w.r.t. the params ``ps`` (a ``Params``,
@@ -207,11 +212,16 @@ def train_(
     step (for losses with side effects or value-dependent Python), then ``back_`` from
     zeroed gradients.
 
-    With ``jit=True`` and a ``DataLoader``, each epoch runs under ``jax.lax.scan``: one
-    compiled call per epoch, or, when there are callbacks or a progress bar, about ten
-    chunks per epoch (``ceil(full batches / 10)`` steps each) with the callbacks called
-    once after each chunk rather than after every step; a last partial batch is one
-    more step. Pass ``list(loader)`` to get callbacks after every step.
+    With ``jit=True`` and a ``DataLoader``, the data goes to the device once and each
+    step gathers its batch there; ``strategy`` says how the steps run: ``"scan"``, a
+    whole epoch in one compiled ``jax.lax.scan``; ``"unroll"``, the same scan unrolled
+    8 steps per iteration (faster convolutions on CPU, longer compiles); ``"step"``, one
+    compiled call per step; ``"auto"`` (default), ``"step"`` for a step that convolves
+    on a CPU, ``"scan"`` otherwise (chosen once per step signature). All give the same
+    results. When there are callbacks or a progress bar, an epoch runs in about ten
+    chunks (``ceil(full batches / 10)`` steps each) with the callbacks called once after
+    each chunk rather than after every step; a last partial batch is one more step.
+    Pass ``list(loader)`` to get callbacks after every step.
 
     ``devices`` (``"all"``, an int n for the first n devices, or a list) trains data
     parallel: each batch is split along its first axis over the devices (a batch size
@@ -252,7 +262,7 @@ def train_(
         return opt.explicit_train_(
             train_, loss, ps, data, cb=cb, epochs=epochs, progress=progress, jit=jit,
             devices=devices, shard_params=shard_params, checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every,
+            checkpoint_every=checkpoint_every, strategy=strategy,
         )  # fmt: skip
     plist = _param_list(ps)
     if not plist and type(ps) is not tracker.Params:  # an explicit Params([]) runs, as Flux
@@ -264,6 +274,7 @@ def train_(
     sharding.check_batches(layout, data)
     if layout.mesh is not None and not jit:
         raise ValueError("devices= needs jit=True: the eager loop runs on one device")
+    check_strategy(strategy, jit=jit, loader=isinstance(data, DataLoader))
     callbacks = _callback_list(cb)
     if epochs > 1 and iter(data) is data:
         raise ValueError(
@@ -289,7 +300,7 @@ def train_(
     try:
         for _ in range(epochs if ckpt is None else ckpt.epochs_left):
             if jit and isinstance(data, DataLoader) and data.keys is None:  # dicts: per step
-                loop.epoch(data)
+                loop.epoch(data, strategy)
             else:
                 for item in data:
                     loop.item(item)
