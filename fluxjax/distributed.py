@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from . import _config
+from .tracker._compat import distributed_runtime
 from .train._sharding import device_bytes
 
 __all__ = [
@@ -109,9 +110,7 @@ def _refuse_late_or_second_call():
 
 
 def _runtime():
-    from jax._src import distributed
-
-    return distributed.global_state
+    return distributed_runtime()
 
 
 def _check_counts():

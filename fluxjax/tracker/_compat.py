@@ -44,3 +44,12 @@ def reject_in_plain_jax(classes, reject) -> bool:
         if TRACING_REGISTRY is not None:
             TRACING_REGISTRY.register_node(cls, reject, lambda aux, children: None)
     return all(h is not None for h in hooks)
+
+
+def distributed_runtime():
+    """JAX's multi-process runtime state (``jax._src.distributed.global_state``): its
+    client, service and process count, which ``fluxjax.distributed`` reads to check counts
+    and to notice a second ``initialize``."""
+    from jax._src import distributed
+
+    return distributed.global_state

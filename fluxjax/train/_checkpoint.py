@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax.layers._walk import path_of, walk
+from fluxjax.layers._walk import is_transient, path_of, walk
 
 from . import _checkpoint_files as files
 from . import _opt_arrays, _orbax
@@ -33,10 +33,12 @@ __all__ = ["Checkpointer", "checkpointer"]
 
 
 class Leaves(NamedTuple):
-    """The leaves a checkpoint holds: params first, then state, each with its name."""
+    """The leaves a checkpoint holds: params first, then state, each with its name;
+    ``resizable`` names the recurrent carries, whose shape is their batch's."""
 
     leaves: list
     names: list
+    resizable: frozenset = frozenset()
 
 
 def _call(loss, item):
@@ -80,14 +82,17 @@ def leaves_of(loss, plist, data, model=None) -> Leaves:
     or from the loss (its closure) where they are reached, else ``param.i`` / ``state.i``."""
     own = {id(p) for p in plist}
     extra = [leaf for leaf in touched_by(loss, plist, _first_item(data)) if id(leaf) not in own]
-    where = {}
+    where, carries = {}, set()
     for root in (model, loss):
         for f in walk(root) if root is not None else ():
             if isinstance(f.value, tracker.Tracked):
                 where.setdefault(id(f.value), ".".join(map(str, path_of(f))))
+                if is_transient(f):
+                    carries.add(id(f.value))
     names = [where.get(id(p)) or f"param.{i}" for i, p in enumerate(plist)]
     names += [where.get(id(s)) or f"state.{i}" for i, s in enumerate(extra)]
-    return Leaves(list(plist) + extra, names)
+    resizable = frozenset(n for n, s in zip(names[len(plist) :], extra) if id(s) in carries)
+    return Leaves(list(plist) + extra, names, resizable)
 
 
 def _describe(opt) -> str:
@@ -145,11 +150,13 @@ def _key_state(data, pos):
     return data._rng.bit_generator.state if pos.batch == 0 else data._epoch_state
 
 
-def _first_difference(saved: dict, here: dict) -> str:
+def _first_difference(saved: dict, here: dict, resizable=frozenset()) -> str:
+    """The first entry whose name or shape differs (a recurrent carry's shape may: it is
+    its batch's), or ""."""
     for name, shape in here.items():
         if name not in saved:
             return f"it has no entry {name} (shape {tuple(shape)} here)"
-        if tuple(saved[name]) != tuple(shape):
+        if tuple(saved[name]) != tuple(shape) and name not in resizable:
             return f"entry {name} has shape {tuple(saved[name])} there, {tuple(shape)} here"
     extra = [n for n in saved if n not in here]
     return f"it has entries this training does not: {', '.join(extra)}" if extra else ""
@@ -218,7 +225,7 @@ class Checkpointer:
             raise ValueError(
                 f"{where} is of {meta['optimiser']}, this training uses {_describe(self.opt)}"
             )
-        difference = _first_difference(meta["entries"], self._shapes())
+        difference = _first_difference(meta["entries"], self._shapes(), self.named.resizable)
         if difference:
             raise ValueError(f"{where} is of another model: {difference}")
         if meta["batches"] != len(self.data):
@@ -234,8 +241,12 @@ class Checkpointer:
         self._check(saved)
         opt_arrays = {k[4:]: v for k, v in saved.tensors.items() if k.startswith("opt/")}
         _opt_arrays.put_named(self.opt, self.plist, opt_arrays, where=saved.path)
-        for leaf, name in zip(*self.named):
-            leaf.data = saved.tensors[f"leaf/{name}"]
+        for leaf, name in zip(self.named.leaves, self.named.names):
+            value = saved.tensors[f"leaf/{name}"]
+            if name in self.named.resizable and np.shape(value) != np.shape(leaf.data):
+                tracker.resize(leaf, jax.numpy.asarray(value, leaf.data.dtype))
+            else:
+                leaf.data = value
         meta = saved.meta
         self.data._resume_at(meta["epoch"], meta["batch"], meta["key"])
         files.set_stream_state(meta["stream"])

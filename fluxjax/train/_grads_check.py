@@ -14,6 +14,7 @@ import numpy as np
 from fluxjax import tracker
 from fluxjax.layers import params
 from fluxjax.layers._treelike import items
+from fluxjax.layers._walk import UnregisteredModelError
 
 __all__ = ["check_grads", "check_model"]
 
@@ -27,6 +28,8 @@ def check_model(model, who="setup(opt, model)") -> None:
     """Raise ``ValueError`` unless ``model`` holds at least one param."""
     try:
         found = params(model)
+    except UnregisteredModelError:  # a plain class holding layers: its error names treelike
+        raise
     except (TypeError, ValueError) as e:
         raise ValueError(f"{who}: {type(model).__name__} is not a model ({e})") from e
     if not list(found):
