@@ -19,7 +19,7 @@ from fluxjax._io import write_atomic
 from fluxjax._optional import require
 from fluxjax.layers import _random
 
-__all__ = ["Saved", "newest", "read", "write"]
+__all__ = ["Saved", "first_readable", "newest", "read", "write"]
 
 _FILE = re.compile(r"step-(\d{9})\.safetensors")
 _KEEP = 2
@@ -90,19 +90,32 @@ def newest(folder) -> Saved | None:
     """The newest valid checkpoint in ``folder`` (None if it holds none); a damaged one is
     skipped with a warning; if every one is damaged, ``ValueError`` names them."""
     files = sorted((f for f in os.listdir(folder) if _FILE.fullmatch(f)), reverse=True)
+    return first_readable([os.path.join(folder, f) for f in files], read)
+
+
+def first_readable(paths, read, passes=()):
+    """``read(path)`` of the first of ``paths`` (newest first) that reads back, or None if
+    ``paths`` is empty. A damaged one (``read`` raises) is skipped with a warning naming it;
+    exceptions of the types ``passes`` are not damage and go to the caller; if every one is
+    damaged, ``ValueError`` names them all: training never silently restarts.
+
+    >>> first_readable(["a", "b"], lambda p: {"b": 2}[p])
+    2
+    """
     problems = []
-    for name in files:
-        path = os.path.join(folder, name)
+    for path in paths:
         try:
-            saved = read(path)
+            found = read(path)
+        except passes:
+            raise
         except Exception as e:  # noqa: BLE001 - any failure to read means damaged
-            problems.append(f"{path}: {e}")
+            problems.append(f"{path}: {type(e).__name__}: {e}")
             continue
         if problems:
             tracker.warn_user(
                 f"train_: skipped damaged checkpoint(s) {problems}; resuming from {path}"
             )
-        return saved
+        return found
     if problems:
         raise ValueError(
             "train_(checkpoint=...): every checkpoint in the folder is damaged, so training "

@@ -20,8 +20,8 @@ import shutil
 import jax
 import numpy as np
 
-from fluxjax import tracker
 from fluxjax._optional import require
+from fluxjax.train._checkpoint_files import first_readable
 
 __all__ = ["save_sharded", "load_sharded", "write", "newest", "holds_any", "Mismatch"]
 
@@ -146,32 +146,28 @@ def newest(folder, like_of):
     (and raises if the record shows another training). A damaged one is skipped with a
     warning; if every one is damaged, ``ValueError`` names them."""
     found = sorted((d for d in os.listdir(folder) if _DIR.fullmatch(d)), reverse=True)
-    problems = []
-    for name in found:
-        path = os.path.join(folder, name)
+
+    def read(path):
+        meta = _read_meta(path)  # raises: damaged
         try:
-            meta = _read_meta(path)
-        except Exception as e:  # noqa: BLE001 - any failure to read means damaged
-            problems.append(f"{path}: {type(e).__name__}: {e}")
-            continue
-        like = like_of(path, meta)
-        try:
-            tree, meta = load_sharded(path, like)
-        except Mismatch:
-            raise  # another training's checkpoint: not damage
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"{path}: {type(e).__name__}: {e}")
-            continue
-        if problems:
-            tracker.warn_user(f"skipped damaged checkpoint(s) {problems}; resuming from {path}")
-        return path, tree, meta
-    if problems:
-        raise ValueError(
-            "train_(checkpoint=...): every checkpoint in the folder is damaged, so training "
-            f"cannot resume and will not silently restart: {problems}. Remove the folder "
-            f"(or pass another) to start over"
-        )
-    return None
+            like = like_of(path, meta)
+        except Exception as e:  # another training's checkpoint: not damage
+            raise _Refused(e) from e
+        return (path, *load_sharded(path, like))
+
+    paths = [os.path.join(folder, name) for name in found]
+    try:
+        return first_readable(paths, read, passes=(Mismatch, _Refused))
+    except _Refused as refused:
+        raise refused.error from None
+
+
+class _Refused(Exception):
+    """``like_of`` refused a checkpoint (another training's): passed through, not damage."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _read_meta(path) -> dict:
