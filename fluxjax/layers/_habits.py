@@ -6,6 +6,8 @@ has that attribute itself.
 
 from __future__ import annotations
 
+from ..tracker import Hint
+
 _HINTS = {
     "eval": "fluxjax models have no .eval(): fj.testmode_(m) switches Dropout and "
     "normalisation layers to evaluation (fj.trainmode_(m) switches them back), as in Flux",
@@ -19,18 +21,6 @@ _HINTS = {
 }
 
 
-class _Hint:
-    """A class attribute that raises ``AttributeError(message)`` when read on an instance."""
-
-    def __init__(self, message: str):
-        self.message = message
-
-    def __get__(self, obj, cls=None):
-        if obj is None:
-            return self
-        raise AttributeError(self.message)
-
-
 def install(cls) -> None:
     """Give ``cls`` the hints for the PyTorch method names it does not define itself.
 
@@ -42,4 +32,4 @@ def install(cls) -> None:
     """
     for name, message in _HINTS.items():
         if not hasattr(cls, name):
-            setattr(cls, name, _Hint(message))
+            setattr(cls, name, Hint(message))

@@ -27,7 +27,7 @@ from ._derivatives import gradcheck, hessian, jacobian
 from ._forwarddiff import forward_jacobian, forwarddiff
 from ._gradient import checkpoint, forward, gradient, hook, swapped
 from ._graph import warn_user
-from ._interop import TrackedTypeError
+from ._interop import Hint, TrackedTypeError
 from ._interop import install as _install_interop
 from ._leaves import data, grad, is_tracked, param, state
 from ._lift import track
@@ -50,7 +50,7 @@ __all__ = [
 # the top level leaves out (its ``update_`` is ``fluxjax.train``'s, which extends this one),
 # then the seam for compiled paths (train_, fluxjax.jit): see docs/INTERNALS.md.
 TRACKER_ONLY = [
-    "is_tracked", "swapped", "update_", "TrackedTypeError",
+    "is_tracked", "swapped", "update_", "TrackedTypeError", "Hint",
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
     "raise_failed", "register_leaf_finder", "run", "values_of", "warn_user", "write_back",
     "is_freed", "resize", "transaction", "Guards", "noting_statics", "static",

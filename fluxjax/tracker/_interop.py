@@ -147,8 +147,15 @@ def round_(self, ndigits=None):
     return _lifted("numpy", "round")(self, 0 if ndigits is None else ndigits)
 
 
-class _Hint:
-    """A class attribute that raises ``AttributeError(message)`` when read on an instance."""
+class Hint:
+    """Hint(message) -> a class attribute that raises ``AttributeError(message)`` when read
+    on an instance: a PyTorch habit (``t.backward()``, ``m.eval()``) meets the Flux way.
+
+    >>> class T: backward = Hint("call back_(loss)")
+    >>> T().backward
+    Traceback (most recent call last):
+    AttributeError: call back_(loss)
+    """
 
     def __init__(self, message: str):
         self.message = message
@@ -159,7 +166,7 @@ class _Hint:
         raise AttributeError(self.message)
 
 
-BACKWARD = _Hint(
+BACKWARD = Hint(
     "tracked values have no .backward(): fluxjax follows Flux, so call "
     "fluxjax.back_(loss) and read fluxjax.grad(W) (or W.grad), then update_(W, Δ)"
 )
