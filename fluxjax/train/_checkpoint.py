@@ -207,7 +207,11 @@ class Checkpointer:
     def _like(self, path, meta) -> dict:
         """The entries of an orbax checkpoint of this training, after checking its record."""
         self._check(files.Saved(path, meta, {}))
-        like = {f"leaf/{n}": _orbax.template(v) for n, v in zip(self.named.names, self._values())}
+        like = {}
+        for name, value in zip(self.named.names, self._values()):
+            resized = name in self.named.resizable  # a carry: the checkpoint's batch shape
+            shape = tuple(meta["entries"][name]) if resized else np.shape(value)
+            like[f"leaf/{name}"] = _orbax.template(value, shape)
         for name, a in _opt_arrays.named_state(self.opt, self.plist).items():
             like[f"opt/{name}"] = _orbax.template(a)
         like["losses"] = np.zeros(meta["step"], np.float32)

@@ -212,9 +212,10 @@ def _flat(tree: dict) -> dict:
     return flat
 
 
-def template(a):
-    """A NumPy stand-in of ``a``'s shape and dtype that holds no memory (for ``like``)."""
-    return np.broadcast_to(np.zeros((), np.dtype(a.dtype)), np.shape(a))
+def template(a, shape=None):
+    """A NumPy stand-in of ``a``'s dtype and shape (or ``shape``) that holds no memory
+    (for ``like``)."""
+    return np.broadcast_to(np.zeros((), np.dtype(a.dtype)), np.shape(a) if shape is None else shape)
 
 
 def write_named(folder, step, tensors: dict, meta: dict) -> None:
