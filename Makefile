@@ -32,8 +32,10 @@ $(STAMP): pyproject.toml uv.lock $(UV_STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m fluxjax.demo $(ARGS)
 
+# pytest-xdist: JOBS worker processes (CI has 2 cores); each test file runs whole in one worker.
+JOBS ?= 2
 test: lint
-	$(BIN)/python -m pytest  # includes tests/test_docs.py: a strict docs build into a temp dir
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile  # includes a strict docs build (test_docs)
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check fluxjax tests benchmarks notebooks docs

@@ -1,5 +1,6 @@
 """Tracker state is per thread, and every cache is bounded."""
 
+import contextlib
 import gc
 import sys
 import threading
@@ -12,6 +13,7 @@ import numpy as np
 
 import fluxjax as fj
 from fluxjax.tracker import cache_sizes
+from fluxjax.tracker._cache import _ALL
 
 X = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)), jnp.float32)
 Y = jnp.asarray(np.random.default_rng(1).normal(size=(4, 2)), jnp.float32)
@@ -79,20 +81,37 @@ def test_eight_threads_equal_a_serial_run():
         np.testing.assert_allclose(m.W.data, serial[i], rtol=1e-5, atol=1e-6, err_msg=str(i))
 
 
+@contextlib.contextmanager
+def caches_bounded_at(size):
+    """Every fluxjax cache holds at most ``size`` entries inside the block (restored after),
+    so the bound is exercised with a few dozen compiles instead of thousands."""
+    fj.clear_caches()  # entries of earlier tests would exceed the smaller bound
+    caches = list(_ALL)
+    before = [c.size for c in caches]
+    for c in caches:
+        c.size = size
+    try:
+        yield
+    finally:
+        for c, n in zip(caches, before):
+            c.size = n
+
+
 def test_a_new_function_every_step_stays_bounded():
     W = fj.param(jnp.ones(3))
-    first = None
-    with warnings.catch_warnings():
+    first, kept = None, []
+    with warnings.catch_warnings(), caches_bounded_at(8):
         warnings.simplefilter("ignore")
-        for _ in range(2000):
+        for i in range(24):
             f = fj.track(lambda v: v * 2.0)  # a new function object each step
             if first is None:
                 first = weakref.ref(f)
+            if i % 2:
+                kept.append(f)  # half stay alive: only the bound can evict their entries
             fj.back_(f(W).sum())
-    gc.collect()
-    assert first() is None  # evicted: the caches do not keep every function alive
-    sizes = cache_sizes()
-    assert max(sizes.values()) <= 1024, sizes
+            assert max(cache_sizes().values()) <= 8, cache_sizes()
+        gc.collect()
+        assert first() is None  # the caches do not keep every function alive
     fj.clear_caches()
     assert sum(cache_sizes().values()) == 0
 

@@ -15,7 +15,9 @@ from fluxjax.train import _orbax
 
 
 def _chain():
-    return fj.Chain(fj.LSTM(3, 6, key=jax.random.PRNGKey(0)), fj.Dense(6, 2, key=jax.random.PRNGKey(1)))
+    return fj.Chain(
+        fj.LSTM(3, 6, key=jax.random.PRNGKey(0)), fj.Dense(6, 2, key=jax.random.PRNGKey(1))
+    )
 
 
 def _data():

@@ -130,7 +130,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e-3])
-@pytest.mark.parametrize("make, oracle", CASES, ids=lambda c: repr(c()) if callable(c) else c)
+@pytest.mark.parametrize("make, oracle", CASES, ids=[repr(make()) for make, _ in CASES])
 def test_five_steps_follow_the_rule(make, oracle, scale):
     rng = np.random.default_rng(3)
     x0 = rng.standard_normal(8).astype(np.float32)
