@@ -10,36 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _tol import assert_close
+from _twins import gru_step, lstm_step, rnn_step
 
 import fluxjax as fj
-
-sig = jax.nn.sigmoid
-
-
-def lstm_step(w, hc, x):
-    Wi, Wh, b = w[:3]
-    h, c = hc
-    n = h.shape[-1]
-    g = x @ Wi.T + h @ Wh.T + b
-    i, f, cc, o = (g[..., k * n : (k + 1) * n] for k in range(4))  # Flux's gate order
-    c = sig(f) * c + sig(i) * jnp.tanh(cc)
-    return sig(o) * jnp.tanh(c), c
-
-
-def rnn_step(w, h, x):
-    return jnp.tanh(x @ w[0].T + h @ w[1].T + w[2])
-
-
-def gru_step(w, h, x):
-    Wi, Wh, b = w[:3]
-    n = h.shape[-1]
-    gx, gh = x @ Wi.T, h @ Wh.T
-    part = lambda a, k: a[..., k * n : (k + 1) * n]  # noqa: E731
-    r = sig(part(gx, 0) + part(gh, 0) + part(b, 0))
-    z = sig(part(gx, 1) + part(gh, 1) + part(b, 1))
-    h̃ = jnp.tanh(part(gx, 2) + r * part(gh, 2) + part(b, 2))
-    return (1 - z) * h̃ + z * h
-
 
 KINDS = {
     "rnn": (fj.RNN, rnn_step, 1),

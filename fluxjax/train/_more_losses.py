@@ -16,21 +16,6 @@ from jax.scipy.special import xlogy
 
 from fluxjax.tracker import track
 
-__all__ = [
-    "mae",
-    "msle",
-    "huber_loss",
-    "label_smoothing",
-    "poisson_loss",
-    "hinge_loss",
-    "squared_hinge_loss",
-    "dice_coeff_loss",
-    "tversky_loss",
-    "binary_focal_loss",
-    "focal_loss",
-    "siamese_contrastive_loss",
-]
-
 
 def _same_shape(loss, ŷ, y):
     """Flux's ``_check_sizes``: a shape mismatch would broadcast into a wrong loss."""
