@@ -1,4 +1,10 @@
-"""The one walk over a model tree, shared by ``params`` and by ``save``/``load``.
+"""The one model walk, as Flux v0.9's ``children``/``mapchildren``.
+
+``children(x)`` lists what sits just below ``x``; ``mapchildren(f, x, memo)`` rebuilds
+``x`` with ``f`` applied to each of them. Every model walker is a short use of the two:
+``walk`` (``params``, ``states``, ``testmode_``, ``reset_``, ``save``/``load``, a
+checkpoint's names), ``fmap`` (``gpu``, ``f32``...) and ``at_path`` (the tracker's leaf
+finder, ``leaf_owners``).
 
 A model tree is made of treelike objects, lists, tuples, dicts, ``Params``, other JAX
 pytrees, functions (whose attributes and closure cells are visited, so the seed's
@@ -19,7 +25,7 @@ import jax
 import numpy as np
 
 from ..tracker import Params, Tracked
-from ._treelike import items
+from ._treelike import items, rebuilt
 
 ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
 
@@ -92,6 +98,64 @@ def children(x, at: Found | None = None) -> list[Found]:
     if isinstance(x, types.MethodType):  # model.forward: the model it is bound to
         return [Found(x.__self__, "__self__", x, None, at)]
     return _pytree_children(x, at)
+
+
+def mapchildren(f, x, memo: dict):
+    """A copy of ``x`` with ``f`` applied to each of its ``children`` (Flux's
+    ``mapchildren``); ``memo[id(x)]`` gets the copy, before the children for the kinds that
+    may reach themselves (treelike objects, lists, functions). Sets, ``Params`` and other
+    leaves of JAX are kept as they are."""
+    if items(x) is not None:
+        return rebuilt(x, f, memo)
+    if isinstance(x, list):
+        new = memo[id(x)] = []
+        new.extend(map(f, x))
+        return new
+    if isinstance(x, types.FunctionType):
+        return _rebuilt_function(x, f, memo)
+    if isinstance(x, tuple):
+        new = type(x)(*map(f, x)) if hasattr(x, "_fields") else tuple(map(f, x))
+    elif isinstance(x, dict):
+        new = type(x)((k, f(v)) for k, v in x.items())
+    elif isinstance(x, types.MethodType):
+        new = types.MethodType(x.__func__, f(x.__self__))
+    else:
+        kids, tree = jax.tree_util.tree_flatten(x, is_leaf=lambda y: y is not x)
+        new = x if len(kids) == 1 and kids[0] is x else tree.unflatten(map(f, kids))
+    memo[id(x)] = new
+    return new
+
+
+def _rebuilt_function(fn, f, memo):
+    """A copy of ``fn`` whose closure cells and attributes hold ``f`` of their values."""
+    cells = tuple(types.CellType() for _ in fn.__closure__ or ())
+    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, cells)
+    memo[id(fn)] = new  # before the values: a closure may reach itself
+    for cell, old in zip(cells, fn.__closure__ or (), strict=True):
+        if is_filled(old):
+            cell.cell_contents = f(old.cell_contents)
+    new.__kwdefaults__, new.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+    new.__doc__, new.__module__ = fn.__doc__, fn.__module__
+    new.__dict__.update({k: f(v) for k, v in vars(fn).items()})
+    return new
+
+
+_NAMED_KEYS = (jax.tree_util.GetAttrKey, jax.tree_util.SequenceKey, jax.tree_util.DictKey)
+_NOWHERE = object()
+
+
+def at_path(x, path):
+    """The value a ``jax.tree_util`` key ``path`` reaches from ``x``, following ``children``
+    (a tracked leaf ends it: the ``.data`` of a boxed param); None where no child matches."""
+    for key in path:
+        if isinstance(x, Tracked):
+            break
+        name = getattr(key, "name", getattr(key, "idx", getattr(key, "key", None)))
+        name = name if isinstance(key, _NAMED_KEYS) else _NOWHERE  # a flattened index
+        x = next((f.value for f in children(x) if f.name == name), _NOWHERE)
+        if x is _NOWHERE:
+            return None
+    return x
 
 
 class UnregisteredModelError(TypeError, ValueError):

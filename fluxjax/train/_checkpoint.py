@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax.layers._walk import is_transient, path_of, walk
+from fluxjax.layers import is_transient, path_of, walk
 
 from . import _checkpoint_files as files
 from . import _opt_arrays, _orbax
