@@ -31,6 +31,7 @@ from ._embedding import Embedding
 from ._misc import Diagonal, Maxout, SkipConnection, normalise
 from ._modern import Bilinear, Parallel, flatten
 from ._norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
+from ._opaque import UnregisteredModelError  # noqa: F401 (LAYERS_ONLY)
 from ._partition import combine, partition
 from ._pool import MaxPool, MeanPool, maxpool, meanpool
 from ._random import glorot_normal, glorot_uniform, seed
@@ -41,7 +42,6 @@ from ._tree import cpu, f32, f64, fmap, gpu, loadparams_, params
 from ._treelike import treelike
 from ._upsample import PixelShuffle, Upsample
 from ._walk import (  # noqa: F401 (the LAYERS_ONLY names, below)
-    UnregisteredModelError,
     children,
     is_tracked_leaf,
     is_transient,

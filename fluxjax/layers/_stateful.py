@@ -14,7 +14,8 @@ from __future__ import annotations
 import jax
 
 from ..tracker import Tracked
-from ._walk import at_path, holds_model, is_state, unregistered, walk
+from ._opaque import holds_model, unregistered
+from ._walk import at_path, is_state, walk
 
 
 def states(*models) -> list:

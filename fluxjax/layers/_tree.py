@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import tracker
 from ..tracker import Params, Tracked, data, param
-from ._walk import ATOMS, is_param, mapchildren, walk
+from ._opaque import ATOMS
+from ._walk import is_param, mapchildren, walk
 
 
 def params(*models) -> Params:

@@ -10,7 +10,7 @@ A model tree is made of treelike objects, lists, tuples, dicts, ``Params``, othe
 pytrees, functions (whose attributes and closure cells are visited, so the seed's
 closure ``linear(in, out)`` exposes its params) and bound methods (their object). Each
 value met is a ``Found`` record: its path of names from the root (``("0", "W")``), the
-value, and where it sits (``owner``, ``how``, ``key``), so that ``load`` can replace a
+value, and where it sits (``name`` in ``owner``, reached ``how``), so that ``load`` can replace a
 plain array in place. Every object is visited once, by identity: shared leaves keep
 their first path and self-references end the walk.
 """
@@ -25,9 +25,8 @@ import jax
 import numpy as np
 
 from ..tracker import Params, Tracked
+from ._opaque import ATOMS, holds_model, unregistered
 from ._treelike import items, rebuilt
-
-ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
 
 
 class Found(NamedTuple):
@@ -81,7 +80,13 @@ def _pytree_children(x, at):
 
 
 def children(x, at: Found | None = None) -> list[Found]:
-    """The values a walk visits just below ``x`` (found at ``at``), in order."""
+    """children(x, at=None) -> [Found]: the values a walk visits just below ``x`` (found
+    at ``at``), in order, each with its name and place (Flux's ``children``).
+
+    >>> from fluxjax.layers import Dense
+    >>> [(f.name, f.how) for f in children(Dense(2, 3))]
+    [('W', 'attr'), ('b', 'attr'), ('σ', 'attr')]
+    """
     pairs = items(x)
     if pairs is not None:  # a Chain's positions cannot be assigned; fields can
         return [Found(v, n, x, "attr" if type(n) is str else None, at) for n, v in pairs]
@@ -101,10 +106,14 @@ def children(x, at: Found | None = None) -> list[Found]:
 
 
 def mapchildren(f, x, memo: dict):
-    """A copy of ``x`` with ``f`` applied to each of its ``children`` (Flux's
-    ``mapchildren``); ``memo[id(x)]`` gets the copy, before the children for the kinds that
-    may reach themselves (treelike objects, lists, functions). Sets, ``Params`` and other
-    leaves of JAX are kept as they are."""
+    """mapchildren(f, x, memo) -> a copy of ``x`` with ``f`` applied to each of its
+    ``children`` (Flux's ``mapchildren``); ``memo[id(x)]`` gets the copy, before the
+    children for the kinds that may reach themselves (treelike objects, lists, functions).
+    Sets, ``Params`` and other leaves of JAX are kept as they are.
+
+    >>> mapchildren(lambda v: v * 10, {"a": 1, "b": [2]}, {})
+    {'a': 10, 'b': [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]}
+    """
     if items(x) is not None:
         return rebuilt(x, f, memo)
     if isinstance(x, list):
@@ -145,8 +154,17 @@ _NOWHERE = object()
 
 
 def at_path(x, path):
-    """The value a ``jax.tree_util`` key ``path`` reaches from ``x``, following ``children``
-    (a tracked leaf ends it: the ``.data`` of a boxed param); None where no child matches."""
+    """at_path(x, path) -> the value a ``jax.tree_util`` key ``path`` reaches from ``x``,
+    following ``children`` (a tracked leaf ends it: the ``.data`` of a boxed param); None
+    where no child matches.
+
+    >>> import jax
+    >>> from fluxjax.layers import Chain, Dense
+    >>> m = Chain(Dense(2, 3))
+    >>> path = jax.tree_util.tree_flatten_with_path(m)[0][0][0]
+    >>> jax.tree_util.keystr(path), at_path(m, path) is m[0].W
+    ('[0].W', True)
+    """
     for key in path:
         if isinstance(x, Tracked):
             break
@@ -156,41 +174,6 @@ def at_path(x, path):
         if x is _NOWHERE:
             return None
     return x
-
-
-class UnregisteredModelError(TypeError, ValueError):
-    """A plain object holding layers or params that no walk can see inside."""
-
-
-def _model_like(v, depth=1) -> bool:
-    if isinstance(v, Tracked) and v.is_leaf or items(v) is not None:
-        return True
-    if depth and isinstance(v, (list, tuple, dict)):
-        values = v.values() if isinstance(v, dict) else v
-        return any(_model_like(u, depth - 1) for u in values)
-    return False
-
-
-def holds_model(x) -> bool:
-    """True for a plain object (not treelike, not a pytree) whose attributes hold layers
-    or params, directly or in a list, tuple or dict."""
-    if isinstance(x, ATOMS) or not is_opaque(x):
-        return False
-    attrs = getattr(x, "__dict__", None)
-    values = list(attrs.values()) if isinstance(attrs, dict) else []
-    values += [getattr(x, n) for n in getattr(type(x), "__slots__", ()) if hasattr(x, n)]
-    return any(_model_like(v) for v in values)
-
-
-def unregistered(x, where="") -> UnregisteredModelError:
-    """The error for a plain object ``x`` holding layers or params (see ``holds_model``)."""
-    name = type(x).__name__
-    at = f" at {where}" if where else ""
-    return UnregisteredModelError(
-        f"the {name}{at} holds layers or params that fluxjax cannot see inside (params, "
-        f"setup, testmode_, gradient, save would miss them): register its class with "
-        f"fj.treelike({name}), or write @fj.treelike above its class statement"
-    )
 
 
 def walk(*models) -> Iterator[Found]:
@@ -229,15 +212,6 @@ def is_param(x) -> bool:
 def is_state(x) -> bool:
     """A non-trainable tracked leaf (``fluxjax.state``): what ``states`` collects."""
     return isinstance(x, Tracked) and x.is_leaf and not getattr(x, "trainable", True)
-
-
-def is_opaque(x) -> bool:
-    """A plain object the walk cannot see inside (not treelike, not a pytree, no closure)."""
-    if isinstance(x, (Tracked, jax.Array, np.ndarray, types.FunctionType, types.MethodType)):
-        return False
-    if items(x) is not None or isinstance(x, (list, tuple, dict, set, frozenset, Params)):
-        return False
-    return not _pytree_children(x, None)
 
 
 def is_transient(found: Found) -> bool:
