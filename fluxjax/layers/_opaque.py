@@ -16,8 +16,8 @@ from ..tracker import Params, Tracked
 from ._treelike import items
 
 ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
-_SEEN_INSIDE = (Tracked, jax.Array, np.ndarray, types.FunctionType, types.MethodType)
-_CONTAINERS = (list, tuple, dict, set, frozenset, Params)
+_SEEN_INTO = (types.FunctionType, types.MethodType, list, tuple, dict, set, frozenset, Params)
+_SEEN = (Tracked, jax.Array, np.ndarray, *_SEEN_INTO)  # leaves, or entered by the walk
 
 
 class UnregisteredModelError(TypeError, ValueError):
@@ -31,7 +31,7 @@ def is_opaque(x) -> bool:
     >>> is_opaque(object()), is_opaque([1]), is_opaque(lambda: 0)
     (True, False, False)
     """
-    if isinstance(x, _SEEN_INSIDE) or isinstance(x, _CONTAINERS) or items(x) is not None:
+    if isinstance(x, _SEEN) or items(x) is not None:
         return False
     kids = jax.tree_util.tree_leaves(x, is_leaf=lambda y: y is not x)
     return not kids or (len(kids) == 1 and kids[0] is x)
