@@ -1,6 +1,6 @@
 """``save`` / ``load``: a model's arrays in a safetensors file, keyed by tree path.
 
-The arrays are found by the walk ``params`` uses (``layers/_walk.py``), closures
+The arrays are found by the one model walk ``params`` uses (``layers/_walk.py``), closures
 included, and named by their path: attribute names, positions and closure variables
 joined by dots, ``W`` and ``b`` for a ``Dense``, ``0.W``, ``1.b``, ... for a ``Chain``.
 No pickle: the file holds arrays and names only, so loading needs the model it goes
@@ -18,25 +18,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxjax._optional import require
-from fluxjax.layers._walk import (
-    Found,
-    is_opaque,
-    is_tracked_leaf,
-    is_transient,
-    path_of,
-    put,
-    walk,
-)
+from fluxjax.layers import is_tracked_leaf, is_transient, path_of, put, walk
 from fluxjax.tracker import Tracked
 
 __all__ = ["save", "load"]
 
 
-def _entries(model, transient=None) -> dict[str, Found]:
+def _entries(model, transient=None) -> dict:
     """``{name: Found}`` for every tracked leaf (params and persistent state) and plain
-    array of ``model``, found as ``params`` finds params (closures included), each object
-    once under its first path. A recurrent carry is transient: its name goes to
-    ``transient`` (a set, when given), never to the result."""
+    array of ``model``, found by the one walk (closures included), each object once under
+    its first path. A recurrent carry is transient: its name goes to ``transient`` (a set,
+    when given), never to the result. An object hiding params raises (see ``walk``)."""
     found = {}
     for f in walk(model):
         if is_tracked_leaf(f.value) or isinstance(f.value, (jnp.ndarray, np.ndarray)):
@@ -45,17 +37,7 @@ def _entries(model, transient=None) -> dict[str, Found]:
                 found[name] = f
             elif transient is not None:
                 transient.add(name)
-        elif is_opaque(f.value) and any(map(is_tracked_leaf, _attributes(f.value))):
-            name, where = type(f.value).__name__, ".".join(path_of(f)) or "the top"
-            raise ValueError(
-                f"the {name} at {where} holds params that save, load and params(model) "
-                f"cannot see inside it: register its class with fluxjax.treelike({name})"
-            )
     return found
-
-
-def _attributes(x) -> list:
-    return list(getattr(x, "__dict__", {}).values())
 
 
 def _value(leaf):

@@ -31,6 +31,7 @@ from ._embedding import Embedding
 from ._misc import Diagonal, Maxout, SkipConnection, normalise
 from ._modern import Bilinear, Parallel, flatten
 from ._norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
+from ._opaque import UnregisteredModelError  # noqa: F401 (LAYERS_ONLY)
 from ._partition import combine, partition
 from ._pool import MaxPool, MeanPool, maxpool, meanpool
 from ._random import glorot_normal, glorot_uniform, seed
@@ -40,6 +41,15 @@ from ._stateful import leaf_owners, states, testmode_, trainmode_
 from ._tree import cpu, f32, f64, fmap, gpu, loadparams_, params
 from ._treelike import treelike
 from ._upsample import PixelShuffle, Upsample
+from ._walk import (  # noqa: F401 (the LAYERS_ONLY names, below)
+    children,
+    is_tracked_leaf,
+    is_transient,
+    mapchildren,
+    path_of,
+    put,
+    walk,
+)
 
 __all__ = [
     "AlphaDropout",
@@ -123,5 +133,12 @@ __all__ = [
     "Upsample",
     "flatten",
 ]
+
+# Not public, and only as ``fluxjax.layers.NAME``: the one model walk (docs/INTERNALS.md),
+# for ``save``/``load`` (``fluxjax/_io.py``) and ``fluxjax.train``'s checkpoints.
+LAYERS_ONLY = [
+    "UnregisteredModelError", "children", "is_tracked_leaf", "is_transient", "mapchildren",
+    "path_of", "put", "walk",
+]  # fmt: skip
 
 register_leaf_finder(leaf_owners)  # gradient(f, model) threads the model's state leaves

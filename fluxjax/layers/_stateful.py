@@ -14,8 +14,8 @@ from __future__ import annotations
 import jax
 
 from ..tracker import Tracked
-from ._treelike import items
-from ._walk import holds_model, is_state, unregistered, walk
+from ._opaque import holds_model, unregistered
+from ._walk import at_path, is_state, walk
 
 
 def states(*models) -> list:
@@ -95,7 +95,8 @@ def leaf_owners(xs) -> list:
 
     The finder ``fluxjax.layers`` gives the tracker (``register_leaf_finder``), so that
     ``gradient(f, model)`` threads a model's state leaves instead of differentiating them:
-    each leaf's key path is followed on the objects themselves.
+    each leaf's key path is followed on the objects themselves (``at_path``, through the
+    one walk's ``children``).
 
     >>> from fluxjax.layers import BatchNorm, Chain, Dense
     >>> m = Chain(Dense(2, 2), BatchNorm(2))
@@ -106,31 +107,9 @@ def leaf_owners(xs) -> list:
     for path, leaf in pairs:
         if holds_model(leaf):  # JAX would say "not a valid JAX type"
             raise unregistered(leaf, jax.tree_util.keystr(path))
-    return [_owner(xs, path) for path, _ in pairs]
+    owners = [at_path(xs, path) for path, _ in pairs]
+    return [o if isinstance(o, Tracked) and o.is_leaf else None for o in owners]
 
 
 def _is_tracked(x) -> bool:
     return isinstance(x, Tracked)
-
-
-def _owner(x, path):
-    for key in path:
-        if isinstance(x, Tracked):  # the ``.data`` key of a param boxed in a container
-            break
-        try:
-            x = _child(x, key)
-        except (AttributeError, IndexError, KeyError, TypeError):
-            return None
-    return x if isinstance(x, Tracked) and x.is_leaf else None
-
-
-def _child(x, key):
-    pairs = items(x)
-    name = getattr(key, "name", getattr(key, "idx", getattr(key, "key", None)))
-    if pairs is not None:  # a treelike object: its fields, or its positions
-        return dict(pairs)[name]
-    if isinstance(key, jax.tree_util.GetAttrKey):
-        return getattr(x, name)
-    if isinstance(key, (jax.tree_util.SequenceKey, jax.tree_util.DictKey)):
-        return x[name]
-    raise TypeError(f"no place for {key!r}")  # a pytree with flattened-index keys

@@ -1,8 +1,8 @@
 """Walking model trees: ``params``, ``fmap``, ``gpu``/``cpu``, ``f32``/``f64``, ``loadparams_``.
 
-``params`` uses the one walk of ``_walk`` (the same one ``save``/``load`` use): treelike
-objects, containers, other pytrees, and functions' attributes and closure cells, each
-object once by identity.
+Both are short uses of the one model walk (``_walk``): ``params`` of ``walk`` (the same
+one ``save``/``load`` use), ``fmap`` of ``mapchildren``: treelike objects, containers,
+other pytrees, and functions' attributes and closure cells, each object once by identity.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 
 from .. import tracker
 from ..tracker import Params, Tracked, data, param
-from ._treelike import items, rebuilt
-from ._walk import ATOMS, is_filled, is_param, walk
+from ._opaque import ATOMS
+from ._walk import is_param, mapchildren, walk
 
 
 def params(*models) -> Params:
@@ -63,56 +63,28 @@ def fmap(f, model):
     def visit(x):
         if id(x) in memo:
             return memo[id(x)]
-        if isinstance(x, Tracked):
-            new = f(data(x)) if f is data else _leaf_like(x, f(data(x)))
-        elif isinstance(x, (jax.Array, np.ndarray)):
-            new = f(x)
-        elif items(x) is not None:
-            return rebuilt(x, visit, memo)  # rebuilt puts the copy in memo first
-        elif isinstance(x, list):
-            new = memo[id(x)] = []
-            new.extend(visit(v) for v in x)
-        elif isinstance(x, tuple):
-            new = type(x)(*map(visit, x)) if hasattr(x, "_fields") else tuple(map(visit, x))
-        elif isinstance(x, dict):
-            new = type(x)((k, visit(v)) for k, v in x.items())
-        elif x is None or isinstance(x, ATOMS):
+        if x is None or isinstance(x, ATOMS):
             return x
-        elif isinstance(x, types.FunctionType):
-            return _rebuilt_function(x, visit, memo) if _holds_arrays(x) else x
-        elif isinstance(x, types.MethodType):
-            new = types.MethodType(x.__func__, visit(x.__self__)) if _holds_arrays(x) else x
-        else:
-            kids, tree = jax.tree_util.tree_flatten(x, is_leaf=lambda y: y is not x)
-            is_node = not (len(kids) == 1 and kids[0] is x)
-            new = tree.unflatten([visit(k) for k in kids]) if is_node else x
-        memo[id(x)] = new
-        return new
+        if isinstance(x, (Tracked, jax.Array, np.ndarray)):
+            memo[id(x)] = _mapped_leaf(f, x)
+            return memo[id(x)]
+        if isinstance(x, (types.FunctionType, types.MethodType)) and not _holds_arrays(x):
+            return x  # a function with no arrays inside is kept, not copied
+        return mapchildren(visit, x, memo)
 
     return visit(model)
 
 
-def _leaf_like(old, value):
-    """A new leaf of ``old``'s kind holding ``value``: a param, or a state leaf."""
-    return param(value) if getattr(old, "trainable", True) else tracker.state(value)
+def _mapped_leaf(f, x):
+    """``f`` of an array leaf; a tracked leaf maps to a new one of its kind (a param, or a
+    state leaf), except under ``fmap(data, ...)``, which gives the plain array."""
+    if not isinstance(x, Tracked) or f is data:
+        return f(x)
+    return param(f(x.data)) if getattr(x, "trainable", True) else tracker.state(f(x.data))
 
 
 def _holds_arrays(fn) -> bool:
     return any(isinstance(f.value, (Tracked, jax.Array, np.ndarray)) for f in walk(fn))
-
-
-def _rebuilt_function(fn, visit, memo):
-    """A copy of ``fn`` whose closure cells and attributes hold ``visit``ed values."""
-    cells = tuple(types.CellType() for _ in fn.__closure__ or ())
-    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, cells)
-    memo[id(fn)] = new  # before the values: a closure may reach itself
-    for cell, old in zip(cells, fn.__closure__ or (), strict=True):
-        if is_filled(old):
-            cell.cell_contents = visit(old.cell_contents)
-    new.__kwdefaults__, new.__qualname__ = fn.__kwdefaults__, fn.__qualname__
-    new.__doc__, new.__module__ = fn.__doc__, fn.__module__
-    new.__dict__.update({k: visit(v) for k, v in vars(fn).items()})
-    return new
 
 
 def _checked_array(i, a, ps):

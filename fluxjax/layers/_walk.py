@@ -1,10 +1,16 @@
-"""The one walk over a model tree, shared by ``params`` and by ``save``/``load``.
+"""The one model walk, as Flux v0.9's ``children``/``mapchildren``.
+
+``children(x)`` lists what sits just below ``x``; ``mapchildren(f, x, memo)`` rebuilds
+``x`` with ``f`` applied to each of them. Every model walker is a short use of the two:
+``walk`` (``params``, ``states``, ``testmode_``, ``reset_``, ``save``/``load``, a
+checkpoint's names), ``fmap`` (``gpu``, ``f32``...) and ``at_path`` (the tracker's leaf
+finder, ``leaf_owners``).
 
 A model tree is made of treelike objects, lists, tuples, dicts, ``Params``, other JAX
 pytrees, functions (whose attributes and closure cells are visited, so the seed's
 closure ``linear(in, out)`` exposes its params) and bound methods (their object). Each
 value met is a ``Found`` record: its path of names from the root (``("0", "W")``), the
-value, and where it sits (``owner``, ``how``, ``key``), so that ``load`` can replace a
+value, and where it sits (``name`` in ``owner``, reached ``how``), so that ``load`` can replace a
 plain array in place. Every object is visited once, by identity: shared leaves keep
 their first path and self-references end the walk.
 """
@@ -19,9 +25,8 @@ import jax
 import numpy as np
 
 from ..tracker import Params, Tracked
-from ._treelike import items
-
-ATOMS = (str, bytes, int, float, complex, bool, type, types.ModuleType)
+from ._opaque import ATOMS, holds_model, unregistered
+from ._treelike import items, rebuilt
 
 
 class Found(NamedTuple):
@@ -75,7 +80,13 @@ def _pytree_children(x, at):
 
 
 def children(x, at: Found | None = None) -> list[Found]:
-    """The values a walk visits just below ``x`` (found at ``at``), in order."""
+    """children(x, at=None) -> [Found]: the values a walk visits just below ``x`` (found
+    at ``at``), in order, each with its name and place (Flux's ``children``).
+
+    >>> from fluxjax.layers import Dense
+    >>> [(f.name, f.how) for f in children(Dense(2, 3))]
+    [('W', 'attr'), ('b', 'attr'), ('σ', 'attr')]
+    """
     pairs = items(x)
     if pairs is not None:  # a Chain's positions cannot be assigned; fields can
         return [Found(v, n, x, "attr" if type(n) is str else None, at) for n, v in pairs]
@@ -94,39 +105,75 @@ def children(x, at: Found | None = None) -> list[Found]:
     return _pytree_children(x, at)
 
 
-class UnregisteredModelError(TypeError, ValueError):
-    """A plain object holding layers or params that no walk can see inside."""
+def mapchildren(f, x, memo: dict):
+    """mapchildren(f, x, memo) -> a copy of ``x`` with ``f`` applied to each of its
+    ``children`` (Flux's ``mapchildren``); ``memo[id(x)]`` gets the copy, before the
+    children for the kinds that may reach themselves (treelike objects, lists, functions).
+    Sets, ``Params`` and other leaves of JAX are kept as they are.
+
+    >>> mapchildren(lambda v: v * 10, {"a": 1, "b": [2]}, {})
+    {'a': 10, 'b': [2, 2, 2, 2, 2, 2, 2, 2, 2, 2]}
+    """
+    if items(x) is not None:
+        return rebuilt(x, f, memo)
+    if isinstance(x, list):
+        new = memo[id(x)] = []
+        new.extend(map(f, x))
+        return new
+    if isinstance(x, types.FunctionType):
+        return _rebuilt_function(x, f, memo)
+    if isinstance(x, tuple):
+        new = type(x)(*map(f, x)) if hasattr(x, "_fields") else tuple(map(f, x))
+    elif isinstance(x, dict):
+        new = type(x)((k, f(v)) for k, v in x.items())
+    elif isinstance(x, types.MethodType):
+        new = types.MethodType(x.__func__, f(x.__self__))
+    else:
+        kids, tree = jax.tree_util.tree_flatten(x, is_leaf=lambda y: y is not x)
+        new = x if len(kids) == 1 and kids[0] is x else tree.unflatten(map(f, kids))
+    memo[id(x)] = new
+    return new
 
 
-def _model_like(v, depth=1) -> bool:
-    if isinstance(v, Tracked) and v.is_leaf or items(v) is not None:
-        return True
-    if depth and isinstance(v, (list, tuple, dict)):
-        values = v.values() if isinstance(v, dict) else v
-        return any(_model_like(u, depth - 1) for u in values)
-    return False
+def _rebuilt_function(fn, f, memo):
+    """A copy of ``fn`` whose closure cells and attributes hold ``f`` of their values."""
+    cells = tuple(types.CellType() for _ in fn.__closure__ or ())
+    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, cells)
+    memo[id(fn)] = new  # before the values: a closure may reach itself
+    for cell, old in zip(cells, fn.__closure__ or (), strict=True):
+        if is_filled(old):
+            cell.cell_contents = f(old.cell_contents)
+    new.__kwdefaults__, new.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+    new.__doc__, new.__module__ = fn.__doc__, fn.__module__
+    new.__dict__.update({k: f(v) for k, v in vars(fn).items()})
+    return new
 
 
-def holds_model(x) -> bool:
-    """True for a plain object (not treelike, not a pytree) whose attributes hold layers
-    or params, directly or in a list, tuple or dict."""
-    if isinstance(x, ATOMS) or not is_opaque(x):
-        return False
-    attrs = getattr(x, "__dict__", None)
-    values = list(attrs.values()) if isinstance(attrs, dict) else []
-    values += [getattr(x, n) for n in getattr(type(x), "__slots__", ()) if hasattr(x, n)]
-    return any(_model_like(v) for v in values)
+_NAMED_KEYS = (jax.tree_util.GetAttrKey, jax.tree_util.SequenceKey, jax.tree_util.DictKey)
+_NOWHERE = object()
 
 
-def unregistered(x, where="") -> UnregisteredModelError:
-    """The error for a plain object ``x`` holding layers or params (see ``holds_model``)."""
-    name = type(x).__name__
-    at = f" at {where}" if where else ""
-    return UnregisteredModelError(
-        f"the {name}{at} holds layers or params that fluxjax cannot see inside (params, "
-        f"setup, testmode_, gradient, save would miss them): register its class with "
-        f"fj.treelike({name}), or write @fj.treelike above its class statement"
-    )
+def at_path(x, path):
+    """at_path(x, path) -> the value a ``jax.tree_util`` key ``path`` reaches from ``x``,
+    following ``children`` (a tracked leaf ends it: the ``.data`` of a boxed param); None
+    where no child matches.
+
+    >>> import jax
+    >>> from fluxjax.layers import Chain, Dense
+    >>> m = Chain(Dense(2, 3))
+    >>> path = jax.tree_util.tree_flatten_with_path(m)[0][0][0]
+    >>> jax.tree_util.keystr(path), at_path(m, path) is m[0].W
+    ('[0].W', True)
+    """
+    for key in path:
+        if isinstance(x, Tracked):
+            break
+        name = getattr(key, "name", getattr(key, "idx", getattr(key, "key", None)))
+        name = name if isinstance(key, _NAMED_KEYS) else _NOWHERE  # a flattened index
+        x = next((f.value for f in children(x) if f.name == name), _NOWHERE)
+        if x is _NOWHERE:
+            return None
+    return x
 
 
 def walk(*models) -> Iterator[Found]:
@@ -165,15 +212,6 @@ def is_param(x) -> bool:
 def is_state(x) -> bool:
     """A non-trainable tracked leaf (``fluxjax.state``): what ``states`` collects."""
     return isinstance(x, Tracked) and x.is_leaf and not getattr(x, "trainable", True)
-
-
-def is_opaque(x) -> bool:
-    """A plain object the walk cannot see inside (not treelike, not a pytree, no closure)."""
-    if isinstance(x, (Tracked, jax.Array, np.ndarray, types.FunctionType, types.MethodType)):
-        return False
-    if items(x) is not None or isinstance(x, (list, tuple, dict, set, frozenset, Params)):
-        return False
-    return not _pytree_children(x, None)
 
 
 def is_transient(found: Found) -> bool:

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax.layers._walk import is_transient, path_of, walk
+from fluxjax.layers import is_transient, path_of, walk
 
 from . import _checkpoint_files as files
 from . import _opt_arrays, _orbax
@@ -83,12 +83,11 @@ def leaves_of(loss, plist, data, model=None) -> Leaves:
     own = {id(p) for p in plist}
     extra = [leaf for leaf in touched_by(loss, plist, _first_item(data)) if id(leaf) not in own]
     where, carries = {}, set()
-    for root in (model, loss):
-        for f in walk(root) if root is not None else ():
-            if isinstance(f.value, tracker.Tracked):
-                where.setdefault(id(f.value), ".".join(map(str, path_of(f))))
-                if is_transient(f):
-                    carries.add(id(f.value))
+    for f in [*walk(model), *walk(loss)]:  # walk(None) meets nothing
+        if isinstance(f.value, tracker.Tracked):
+            where.setdefault(id(f.value), ".".join(path_of(f)))
+            if is_transient(f):
+                carries.add(id(f.value))
     names = [where.get(id(p)) or f"param.{i}" for i, p in enumerate(plist)]
     names += [where.get(id(s)) or f"state.{i}" for i, s in enumerate(extra)]
     resizable = frozenset(n for n, s in zip(names[len(plist) :], extra) if id(s) in carries)

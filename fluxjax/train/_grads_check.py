@@ -12,9 +12,8 @@ import jax
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax.layers import params
+from fluxjax.layers import UnregisteredModelError, params
 from fluxjax.layers._treelike import items
-from fluxjax.layers._walk import UnregisteredModelError
 
 __all__ = ["check_grads", "check_model"]
 
