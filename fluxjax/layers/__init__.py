@@ -39,7 +39,7 @@ from ._recur import GRU, LSTM, RNN, Recur, reset_, truncate_
 from ._recurrent import GRUCell, LSTMCell, RNNCell
 from ._stateful import leaf_owners, states, testmode_, trainmode_
 from ._tree import cpu, f32, f64, fmap, gpu, loadparams_, params
-from ._treelike import treelike
+from ._treelike import items, treelike  # noqa: F401 (items: LAYERS_ONLY)
 from ._upsample import PixelShuffle, Upsample
 from ._walk import (  # noqa: F401 (the LAYERS_ONLY names, below)
     children,
@@ -135,10 +135,11 @@ __all__ = [
 ]
 
 # Not public, and only as ``fluxjax.layers.NAME``: the one model walk (docs/INTERNALS.md),
-# for ``save``/``load`` (``fluxjax/_io.py``) and ``fluxjax.train``'s checkpoints.
+# for ``save``/``load`` (``fluxjax/_io.py``), ``fluxjax.train``'s checkpoints and the explicit
+# style's gradients (``train/_grads_check.py``).
 LAYERS_ONLY = [
-    "UnregisteredModelError", "children", "is_tracked_leaf", "is_transient", "mapchildren",
-    "path_of", "put", "walk",
+    "UnregisteredModelError", "children", "is_tracked_leaf", "is_transient", "items",
+    "mapchildren", "path_of", "put", "walk",
 ]  # fmt: skip
 
 register_leaf_finder(leaf_owners)  # gradient(f, model) threads the model's state leaves

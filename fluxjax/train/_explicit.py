@@ -16,11 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax.layers import params
-from fluxjax.layers._treelike import items, rebuilt
+from fluxjax.layers import items, mapchildren, params
 
 from . import _opt_arrays, _update
-from ._grads_check import check_grads, check_model
+from ._grads_check import check_model, gradients_of
 
 __all__ = ["OptState", "setup", "withgradient"]
 
@@ -57,12 +56,8 @@ def _shaped(x, gs, memo):
         return tracker.data(gs[x]) if first and x.is_leaf and x.trainable else None
     if id(x) in memo:
         return memo[id(x)]
-    if items(x) is not None:
-        return rebuilt(x, lambda v: _shaped(v, gs, memo), memo)
-    if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
-        return type(x)(_shaped(v, gs, memo) for v in x)
-    if isinstance(x, dict):
-        return {k: _shaped(v, gs, memo) for k, v in x.items()}
+    if items(x) is not None or (isinstance(x, (list, tuple, dict)) and not hasattr(x, "_fields")):
+        return mapchildren(lambda v: _shaped(v, gs, memo), x, memo)
     return None if isinstance(x, (jax.Array, np.ndarray)) else x
 
 
@@ -87,8 +82,7 @@ class OptState:
     def explicit_update_(self, model, grads):
         """``update_(state, model, grads)``: one step of ``opt`` on ``model``'s params."""
         self._check(model)
-        check_grads(model, grads)
-        found = _aligned(model, grads, self.params)
+        found = gradients_of(model, grads, self.params)  # checked first: raises, or all found
         if all(g is None for g in found):
             raise ValueError(
                 f"update_(state, model, grads): grads (a {type(grads).__name__}) holds no "
@@ -185,39 +179,3 @@ def _item_arity(data):
     if isinstance(data, (list, tuple)) and data:
         return len(data[0]) if isinstance(data[0], tuple) else 1
     return None
-
-
-def _aligned(model, grads, plist) -> list:
-    """The gradient of each param of ``plist``, read at its place(s) in ``grads``."""
-    acc: dict = {}
-    _collect(model, grads, acc, set())
-    return [acc.get(id(p)) for p in plist]
-
-
-def _collect(m, g, acc, above):
-    """Adds the gradients found in ``g`` for the params of ``m`` into ``acc``.
-
-    A sub-model used twice is visited twice when its two places hold different gradients
-    (``gradient(f, model)`` gives each use its part), once when they hold the same object
-    (``withgradient`` keeps the sharing and gives the whole gradient).
-    """
-    if g is None or id(m) in above or (id(m), id(g)) in above:
-        return  # ``above``: the path from the root (cycles), and pairs already summed
-    if isinstance(m, tracker.Tracked):
-        if m.is_leaf and getattr(m, "trainable", True):
-            v = tracker.data(g)
-            acc[id(m)] = v if id(m) not in acc else acc[id(m)] + v  # shared: summed
-        return
-    above.update((id(m), (id(m), id(g))))
-    pairs = items(m)
-    if pairs is not None:
-        found = dict(items(g) or ())
-        for name, v in pairs:
-            _collect(v, found.get(name), acc, above)
-    elif isinstance(m, (list, tuple)) and isinstance(g, (list, tuple)):
-        for v, gv in zip(m, g):
-            _collect(v, gv, acc, above)
-    elif isinstance(m, dict) and isinstance(g, dict):
-        for k, v in m.items():
-            _collect(v, g.get(k), acc, above)
-    above.discard(id(m))

@@ -12,10 +12,9 @@ import jax
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax.layers import UnregisteredModelError, params
-from fluxjax.layers._treelike import items
+from fluxjax.layers import UnregisteredModelError, items, params
 
-__all__ = ["check_grads", "check_model"]
+__all__ = ["check_grads", "check_model", "gradients_of"]
 
 _HINT = (
     "update_(state, model, grads) needs the gradient shaped like the model, as "
@@ -38,7 +37,7 @@ def check_model(model, who="setup(opt, model)") -> None:
         )
 
 
-def check_grads(model, grads) -> None:
+def check_grads(model, grads, acc=None) -> None:
     """Raise ``ValueError`` naming the first place where ``grads`` is not shaped like ``model``.
 
     >>> import jax.numpy as jnp
@@ -60,7 +59,7 @@ def check_grads(model, grads) -> None:
                 f"grads at the top is a tuple where the model has a {type(model).__name__}: "
                 f"gradient(f, model) returns one gradient per argument; pass its [0]"
             )
-    _walk(model, grads, (), set())
+    _walk(model, grads, (), {} if acc is None else acc, set())
 
 
 def _where(path) -> str:
@@ -81,41 +80,72 @@ def _has_params(m) -> bool:
         return False
 
 
-def _walk(m, g, path, seen) -> None:
-    if id(m) in seen:
-        return
+def gradients_of(model, grads, plist) -> list:
+    """The gradient of each param of ``plist`` (None where ``grads`` has none), read at its
+    place(s) in ``grads``, in one walk of ``model`` and ``grads`` together that raises
+    ``ValueError`` at the first place they differ (``check_grads``' message), before anything
+    changes.
+
+    A sub-model used twice is visited twice when its two places hold different gradients
+    (``gradient(f, model)`` gives each use its part: summed), once when they hold the same
+    object (``withgradient`` keeps the sharing and gives the whole gradient).
+
+    >>> import jax.numpy as jnp
+    >>> from fluxjax.layers import Dense
+    >>> d = Dense(jnp.ones((1, 2)), jnp.zeros(1))
+    >>> [g.tolist() for g in gradients_of(d, Dense(jnp.ones((1, 2)), jnp.ones(1)), [d.W, d.b])]
+    [[[1.0, 1.0]], [1.0]]
+    """
+    check_grads(model, grads, acc := {})
+    return [acc.get(id(p)) for p in plist]
+
+
+def _walk(m, g, path, acc, above) -> None:
+    """Check ``g`` against ``m`` (raising at the first difference) and add each param's
+    gradient into ``acc[id(param)]``; ``above``: the path from the root (cycles) and the
+    (sub-model, gradient) pairs already summed."""
     if isinstance(m, tracker.Tracked):
-        _leaf(m, g, path)
+        _leaf(m, g, path, acc)
         return
     if g is None:
         if _has_params(m):
             raise ValueError(f"grads at {_where(path)} is None where the model has params. {_HINT}")
         return
-    seen = seen | {id(m)}
+    if id(m) in above or (id(m), id(g)) in above:
+        return
+    above.update((id(m), (id(m), id(g))))
+    for name, v, gv in _paired(m, g, path):
+        _walk(v, gv, (*path, name), acc, above)
+    above.discard(id(m))
+
+
+def _paired(m, g, path):
+    """``(name, child of m, its part of g)`` for each child of ``m``, after checking that
+    ``g`` has ``m``'s kind (and length)."""
     pairs = items(m)
     if pairs is not None:
         if type(g) is not type(m):
             raise _mismatch(path, m, g)
         found = dict(items(g) or ())
-        for name, v in pairs:
-            _walk(v, found.get(name), (*path, name), seen)
-    elif isinstance(m, (list, tuple)) and not hasattr(m, "_fields"):
+        return [(name, v, found.get(name)) for name, v in pairs]
+    if isinstance(m, (list, tuple)) and not hasattr(m, "_fields"):
         if not isinstance(g, (list, tuple)):
             raise _mismatch(path, m, g)
         if len(g) != len(m):
             raise ValueError(
                 f"grads at {_where(path)} has {len(g)} entries, the model {len(m)}. {_HINT}"
             )
-        for i, (v, gv) in enumerate(zip(m, g)):
-            _walk(v, gv, (*path, i), seen)
-    elif isinstance(m, dict):
+        return list(zip(range(len(m)), m, g))
+    if isinstance(m, tuple) and isinstance(g, tuple):  # a namedtuple: read, not checked
+        return list(zip(range(len(m)), m, g))
+    if isinstance(m, dict):
         if not isinstance(g, dict):
             raise _mismatch(path, m, g)
-        for k, v in m.items():
-            _walk(v, g.get(k), (*path, k), seen)
+        return [(k, v, g.get(k)) for k, v in m.items()]
+    return []
 
 
-def _leaf(p, g, path) -> None:
+def _leaf(p, g, path, acc) -> None:
     if not (p.is_leaf and getattr(p, "trainable", True)) or g is None:
         return  # state leaves take no gradient; None reads as zeros (an unused param)
     if not isinstance(g, (jax.Array, np.ndarray, tracker.Tracked, float, int)):
@@ -129,3 +159,5 @@ def _leaf(p, g, path) -> None:
             f"grads at {_where(path)} has shape {shape}, the param there has "
             f"shape {tuple(p.shape)}: gradients of another architecture? {_HINT}"
         )
+    v = tracker.data(g)
+    acc[id(p)] = v if id(p) not in acc else acc[id(p)] + v  # a shared param: summed
