@@ -34,8 +34,16 @@ from ._norm import BatchNorm, GroupNorm, InstanceNorm, LayerNorm
 from ._opaque import UnregisteredModelError  # noqa: F401 (LAYERS_ONLY)
 from ._partition import combine, partition
 from ._pool import MaxPool, MeanPool, maxpool, meanpool
-from ._random import glorot_normal, glorot_uniform, seed
-from ._recur import GRU, LSTM, RNN, Recur, reset_, truncate_
+from ._random import glorot_normal, glorot_uniform, host_rng, seed, set_stream_state, stream_state  # noqa: F401 (LAYERS_ONLY)
+from ._recur import (
+    GRU,
+    LSTM,
+    RNN,
+    Recur,
+    reset_,
+    truncate_,
+    truncating,  # noqa: F401 (LAYERS_ONLY)
+)
 from ._recurrent import GRUCell, LSTMCell, RNNCell
 from ._stateful import leaf_owners, states, testmode_, trainmode_
 from ._tree import cpu, f32, f64, fmap, gpu, loadparams_, params
@@ -136,10 +144,12 @@ __all__ = [
 
 # Not public, and only as ``fluxjax.layers.NAME``: the one model walk (docs/INTERNALS.md),
 # for ``save``/``load`` (``fluxjax/_io.py``), ``fluxjax.train``'s checkpoints and the explicit
-# style's gradients (``train/_grads_check.py``).
+# style's gradients (``train/_grads_check.py``); the global random stream and the truncation
+# of recurrent carries for ``train_``.
 LAYERS_ONLY = [
     "UnregisteredModelError", "children", "is_tracked_leaf", "is_transient", "items",
-    "mapchildren", "path_of", "put", "walk",
+    "mapchildren", "path_of", "put", "walk", "host_rng", "stream_state", "set_stream_state",
+    "truncating",
 ]  # fmt: skip
 
 register_leaf_finder(leaf_owners)  # gradient(f, model) threads the model's state leaves

@@ -53,6 +53,27 @@ def seed(n: int) -> None:
         _stream.seed, _stream.rng = int(n), np.random.default_rng(int(n))
 
 
+def stream_state() -> dict:
+    """The global random stream (``seed(n)``'s NumPy generator) as JSON-ready values."""
+    with _stream.lock:
+        rng = _stream.rng
+        return {
+            "seed": _stream.seed,
+            "rng": None if rng is None else rng.bit_generator.state,
+        }
+
+
+def set_stream_state(saved: dict) -> None:
+    """Put the global random stream back as ``stream_state`` gave it."""
+    with _stream.lock:
+        _stream.seed = saved["seed"]
+        if saved["rng"] is None:
+            _stream.rng = None
+        else:
+            _stream.rng = np.random.default_rng()
+            _stream.rng.bit_generator.state = saved["rng"]
+
+
 def host_rng(key=None) -> np.random.Generator:
     """host_rng(key=None) -> a NumPy generator: from the global stream, a JAX key or an int.
 

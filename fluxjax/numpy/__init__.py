@@ -19,7 +19,7 @@ import types
 
 import jax.numpy as _jnp
 
-from fluxjax.tracker._lift import track as _track
+from fluxjax.tracker import track as _track
 
 
 def _liftable(obj) -> bool:

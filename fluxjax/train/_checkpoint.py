@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax.layers import is_transient, path_of, walk
+from fluxjax.layers import is_transient, path_of, set_stream_state, stream_state, walk
 
 from . import _checkpoint_files as files
 from . import _opt_arrays, _orbax
@@ -252,7 +252,7 @@ class Checkpointer:
                 leaf.data = value
         meta = saved.meta
         self.data._resume_at(meta["epoch"], meta["batch"], meta["key"])
-        files.set_stream_state(meta["stream"])
+        set_stream_state(meta["stream"])
         self.start = self.last = meta["step"]
         self.losses = saved.tensors["losses"]
 
@@ -294,7 +294,7 @@ class Checkpointer:
         tensors["losses"] = np.concatenate([self.losses, self.loop.host()]).astype(np.float32)
         meta = {
             "step": step, "epoch": pos.epoch, "batch": pos.batch,
-            "key": _key_state(self.data, pos), "stream": files.stream_state(),
+            "key": _key_state(self.data, pos), "stream": stream_state(),
             "optimiser": _describe(self.opt), "batches": len(self.data),
             "entries": self._shapes(), "epochs": self.epochs, "done": step == self.total,
         }  # fmt: skip

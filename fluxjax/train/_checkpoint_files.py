@@ -17,7 +17,6 @@ import numpy as np
 from fluxjax import tracker
 from fluxjax._io import write_atomic
 from fluxjax._optional import require
-from fluxjax.layers import _random
 
 __all__ = ["Saved", "first_readable", "newest", "read", "write"]
 
@@ -41,27 +40,6 @@ def _checksum(tensors: dict) -> str:
         h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def stream_state() -> dict:
-    """The global random stream (``seed(n)``'s NumPy generator) as JSON-ready values."""
-    with _random._stream.lock:
-        rng = _random._stream.rng
-        return {
-            "seed": _random._stream.seed,
-            "rng": None if rng is None else rng.bit_generator.state,
-        }
-
-
-def set_stream_state(saved: dict) -> None:
-    """Put the global random stream back as ``stream_state`` gave it."""
-    with _random._stream.lock:
-        _random._stream.seed = saved["seed"]
-        if saved["rng"] is None:
-            _random._stream.rng = None
-        else:
-            _random._stream.rng = np.random.default_rng()
-            _random._stream.rng.bit_generator.state = saved["rng"]
 
 
 def write(folder, step, tensors: dict, meta: dict) -> None:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fluxjax.layers._random import host_rng
+from fluxjax.layers import host_rng
 from fluxjax.tracker import data
 
 from ._sharding import every_device_split, from_process_parts

@@ -3,7 +3,7 @@
 import numpy as np
 
 from fluxjax import tracker
-from fluxjax.layers._recur import truncating
+from fluxjax.layers import truncating
 
 from ._update import _step
 
