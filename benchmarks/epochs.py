@@ -112,22 +112,27 @@ def plot(figures, path):
     seen = {n for t in tasks for n in with_torch_best(figures[t]["epoch_ms"])}
     names = [n for n in [*ec.CONTENDERS, TORCH_BEST] if n in seen and n not in (*TORCH, BASELINE)]
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(11, 4.8))
+    fig, ax = plt.subplots(figsize=(12, 4.8))
+    shown = []
     for j, name in enumerate(names):
         ys = [with_torch_best(figures[t]["epoch_ms"]) for t in tasks]
         ys = [y.get(name, float("nan")) / y[BASELINE] for y in ys]
+        shown += [y for y in ys if y == y]
         ax.bar([i + (j - len(names) / 2 + 0.5) * width for i in range(len(tasks))], ys, width,
                label=name, color=plt.cm.tab10(j % 10))  # fmt: skip
     ax.axhline(1.0, color="black", lw=1.2, ls="--", label="jax.jit loop (1.0)")
     ax.set_yscale("log")
-    ax.set_yticks([0.5, 0.75, 1, 1.5, 2, 3, 5], ["0.5", "0.75", "1", "1.5", "2", "3", "5"])
+    ticks = [0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_ylim(min(0.5, min(shown) / 1.3), max(2.0, max(shown) * 1.3))
     labels = [f"{t}\n{figures[t]['params']:,} params" for t in tasks]
     ax.set_xticks(range(len(tasks)), labels)
     ax.set_ylabel("median ms per epoch ÷ jax.jit loop's (log)")
     ax.set_title(
         "One epoch over a DataLoader, batch 64, Adam: ratio to a hand-written jax.jit loop"
     )
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
