@@ -155,10 +155,13 @@ class WeakFn(weakref.ref):
 
 def hold_weakly(fn, gone):
     """``fn`` as a cache key holds it: a ``WeakFn``, unless ``fn`` is equal by value (a
-    fresh copy is as good, so it is kept) or cannot be held weakly (a NumPy ufunc)."""
+    fresh copy is as good, so it is kept), a module's plain function, or cannot be held
+    weakly (a NumPy ufunc)."""
     obj = fn.__self__ if type(fn) is types.MethodType else fn
     if type(obj).__eq__ is not object.__eq__:
         return fn
+    if type(fn) is types.FunctionType and fn.__closure__ is None and "<" not in fn.__qualname__:
+        return fn  # a module's function owns nothing of the user's; kept, so lookups stay quick
     try:
         return WeakFn(fn, gone)
     except TypeError:
