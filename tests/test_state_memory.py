@@ -81,3 +81,43 @@ def test_a_raw_optax_transformations_moments_go_with_the_model():
     gc.collect()  # the params' weakref callbacks drop the stored state...
     gc.collect()  # ...whose leaves (a cycle of leaf and cell) go in the next pass
     assert sum(r() is not None for r in refs) == 0
+
+
+class _Loss:
+    """A plain Python class used as a loss closure."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __call__(self, x):
+        return x @ self.a
+
+
+def _closure(a, p):
+    f = fj.track(lambda x: x @ a)
+    return lambda: fj.back_(f(p).sum())
+
+
+def _plain_class(a, p):
+    f = fj.track(_Loss(a))
+    return lambda: fj.back_(f(p).sum())
+
+
+STEPS = {"closure": _closure, "class": _plain_class}
+
+
+@pytest.mark.parametrize("kind", list(STEPS))
+def test_the_arrays_a_dead_tracked_function_captured_are_freed(kind):
+    refs = []
+    for i in range(40):
+        a = jax.numpy.full((16, 16), float(i + 1), np.float32)
+        p = fj.param(np.ones((2, 16), np.float32))
+        step = STEPS[kind](a, p)
+        for _ in range(2):  # the second time compiles the replay
+            step()
+        np.testing.assert_allclose(fj.grad(p), np.full((2, 16), 32.0 * (i + 1)))
+        refs.append(weakref.ref(a))
+        del step, a, p
+    gc.collect()
+    alive = sum(r() is not None for r in refs)
+    assert alive == 0, f"{alive} of 40 arrays still alive"

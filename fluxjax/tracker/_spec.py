@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from ._cache import Cache
+from ._cache import Cache, hold_weakly
 from ._cell import Aval, LeafCell, Value
 from ._trace import restore, swapped, watching
 
@@ -147,7 +147,15 @@ def _closure_key(cells):
 
 
 _SINGLE, _NONFLOAT, _MULTI = 0, 1, 2  # an op's output: one float array, non-float, several
-_AVALS = Cache(1024, "op output shapes")
+
+
+def weak_op(op: Op, gone) -> Op:
+    """``op`` as a cache key keeps it: its function held weakly (``gone`` runs when it
+    dies), so no cache owns a user's function or what its closure holds."""
+    return op._replace(fn=hold_weakly(op.fn, gone))
+
+
+_AVALS = Cache(1024, "op output shapes", holds=lambda k, gone: (weak_op(k[0], gone), k[1]))
 _READERS = Cache(256, "functions that read leaves themselves")
 
 
