@@ -121,3 +121,50 @@ def test_the_arrays_a_dead_tracked_function_captured_are_freed(kind):
     gc.collect()
     alive = sum(r() is not None for r in refs)
     assert alive == 0, f"{alive} of 40 arrays still alive"
+
+
+def _boom(_):
+    raise ValueError("boom")
+
+
+def _jit_arrays(kind):
+    """A model used through ``fluxjax.jit`` (its first trace finds the params and retraces);
+    weak references to the model and the arrays its leaves held."""
+    m = fj.Chain(fj.Dense(3, 4), LAYERS[kind](), fj.Dense(4, 1))
+    x = np.ones((2, 5, 3), np.float32)
+    arrays = [p.data for p in fj.params(m)] + [s.data for s in fj.states(m)]
+    ps = fj.params(m)
+
+    def step(x):
+        loss = m(x).sum()
+        fj.back_(loss)
+        for p in ps:
+            fj.update_(p, -0.1 * fj.grad(p))
+        return loss
+
+    jitted = fj.jit(step)
+    for _ in range(2):
+        jitted(x)
+    fj.jit(lambda x: m(x))(x)
+    return [weakref.ref(r) for r in (m, jitted, *arrays)]
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_a_model_used_through_fluxjax_jit_is_freed_arrays_included(kind):
+    refs = _jit_arrays(kind)
+    gc.collect()
+    alive = [r() for r in refs if r() is not None]
+    assert alive == [], [type(a).__name__ for a in alive]
+
+
+def test_an_error_inside_fluxjax_jit_leaves_nothing_alive():
+    def fail_once():
+        m = fj.Dense(3, 4)
+        arrays = [p.data for p in fj.params(m)]
+        with pytest.raises(ValueError, match="boom"):
+            fj.jit(lambda x: _boom(m(x)))(np.ones((3, 3), np.float32))
+        return [weakref.ref(r) for r in (m, *arrays)]
+
+    refs = fail_once()
+    gc.collect()
+    assert sum(r() is not None for r in refs) == 0
