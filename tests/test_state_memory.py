@@ -14,6 +14,7 @@ import pytest
 
 import fluxjax as fj
 from fluxjax.tracker import Cache
+from tests._tol import assert_close
 
 LAYERS = {
     "BatchNorm": lambda: fj.BatchNorm(4),
@@ -168,3 +169,56 @@ def test_an_error_inside_fluxjax_jit_leaves_nothing_alive():
     refs = fail_once()
     gc.collect()
     assert sum(r() is not None for r in refs) == 0
+
+
+def _checkpointed(m, x):
+    return fj.checkpoint(m, x)
+
+
+def _checkpointed_closure(m, x):
+    return fj.checkpoint(lambda v: m(v), x)
+
+
+def _tracked_model(m, x):
+    return fj.track(m)(x)
+
+
+READERS = {"checkpoint": _checkpointed, "closure": _checkpointed_closure, "track": _tracked_model}
+
+
+@pytest.mark.parametrize("way", list(READERS))
+def test_a_model_whose_params_an_op_reads_by_itself_is_freed(way):
+    """``checkpoint(m, x)``/``track(m)``: the op reads m's params itself (not as arguments);
+    no cache keeps m, its params or their arrays after the graph is gone."""
+
+    def use():
+        m = fj.Chain(fj.Dense(3, 4), fj.Dense(4, 1))
+        x = np.ones((2, 3), np.float32)
+        for _ in range(2):  # the second time compiles the replay
+            fj.back_(READERS[way](m, x).sum())
+        ps = fj.params(m)
+        twin = lambda a: ((x @ a[0].T + a[1]) @ a[2].T + a[3]).sum()  # noqa: E731
+        for p, g in zip(ps, jax.grad(twin)([p.data for p in ps])):
+            assert_close(fj.grad(p), 2 * g)  # two back_ calls accumulate
+        return [weakref.ref(r) for r in (m, *ps, *(p.data for p in ps))]
+
+    refs = use()
+    gc.collect()
+    alive = [r() for r in refs if r() is not None]
+    assert alive == [], [type(a).__name__ for a in alive]
+
+
+def test_a_dead_hook_function_and_what_it_captured_are_freed():
+    def use(i):
+        a = jax.numpy.full(3, float(i + 2))
+        p = fj.param(np.ones(3, np.float32))
+        h = lambda g: g * a  # noqa: E731
+        for _ in range(2):
+            fj.back_(fj.hook(h, p * 2).sum())
+        np.testing.assert_allclose(fj.grad(p), np.full(3, 4.0 * (i + 2)))  # 2 steps of 2·a
+        return [weakref.ref(a), weakref.ref(h), weakref.ref(p)]
+
+    refs = [r for i in range(3) for r in use(i)]
+    gc.collect()
+    alive = [r() for r in refs if r() is not None]
+    assert alive == [], [type(a).__name__ for a in alive]

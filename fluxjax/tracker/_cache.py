@@ -157,6 +157,9 @@ def hold_weakly(fn, gone):
     """``fn`` as a cache key holds it: a ``WeakFn``, unless ``fn`` is equal by value (a
     fresh copy is as good, so it is kept), a module's plain function, or cannot be held
     weakly (a NumPy ufunc)."""
+    weakly = getattr(type(fn), "held_weakly", None)  # its own weak twin (``_spec.py::Reader``)
+    if weakly is not None:
+        return weakly(fn, gone)
     obj = fn.__self__ if type(fn) is types.MethodType else fn
     if type(obj).__eq__ is not object.__eq__:
         return fn
@@ -207,25 +210,27 @@ class Cache:
         return value
 
     def store(self, key, make):
-        """Stores and returns ``make(stored)``, ``stored`` the key as kept (with ``holds``:
-        its functions held weakly, so ``make`` can build a value that does not own them)."""
+        """Stores and returns ``make(stored, gone)``, ``stored`` the key as kept (with
+        ``holds``: its functions held weakly, so ``make`` can build a value that does not
+        own them); ``gone`` drops the entry (a weakref callback for what the value holds)."""
+        me, cell = weakref.ref(self), []
+        gone = lambda _: me() is not None and me()._drop(cell)  # noqa: E731
         if self.holds is not None:
-            me, cell = weakref.ref(self), []
-            key = self.holds(key, lambda _: me() is not None and me()._drop(cell))
-            cell.append(key)
-        value = make(key)
+            key = self.holds(key, gone)
+        cell.append(key)
+        value = make(key, gone)
         self._put(key, value)
         return value
 
     def _drop(self, cell):  # from a weakref callback: no lock (as WeakKeyDictionary)
         if cell:
-            self._items.pop(cell.pop(), None)
+            self._items.pop(self._slot(cell.pop()), None)
 
     def __setitem__(self, key, value):
         if self.holds is None:
             self._put(key, value)
         else:
-            self.store(key, lambda _: value)
+            self.store(key, lambda *_: value)
 
     def _put(self, key, value):
         slot = self._slot(key)

@@ -220,7 +220,7 @@ def cached(key: Key, build):
     if fn is None or len(key.steps) <= SMALL_GRAPH:  # seen before, or small: compile
         if fn is not None:
             _note_miss(key)
-        return _SEEN.store(key, lambda k: jax.jit(build(k)))
+        return _SEEN.store(key, lambda k, _: jax.jit(build(k)))
     _note_miss(key)
     _SEEN[key] = None
     return build(key)

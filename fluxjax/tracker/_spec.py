@@ -11,6 +11,8 @@ model's fields): ``with_reads`` makes those inputs of the op, so gradients reach
 
 from __future__ import annotations
 
+import types
+import weakref
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -150,13 +152,20 @@ _SINGLE, _NONFLOAT, _MULTI = 0, 1, 2  # an op's output: one float array, non-flo
 
 
 def weak_op(op: Op, gone) -> Op:
-    """``op`` as a cache key keeps it: its function held weakly (``gone`` runs when it
-    dies), so no cache owns a user's function or what its closure holds."""
-    return op._replace(fn=hold_weakly(op.fn, gone))
+    """``op`` as a cache key keeps it: its function, and functions among its static
+    arguments (``hook``'s), held weakly (``gone`` runs when one dies), so no cache owns a
+    user's function or what its closure holds."""
+    t, items = op.args
+    if any(callable(a) and type(a) is not type for a in items):
+        items = tuple([hold_weakly(a, gone) if _is_function(a) else a for a in items])
+    return op._replace(fn=hold_weakly(op.fn, gone), args=(t, items))
+
+
+def _is_function(a):
+    return isinstance(a, (types.FunctionType, types.MethodType, Reader))
 
 
 _AVALS = Cache(1024, "op output shapes", holds=lambda k, gone: (weak_op(k[0], gone), k[1]))
-_READERS = Cache(256, "functions that read leaves themselves")
 
 
 def _aval_of(s):
@@ -181,7 +190,7 @@ def out_aval(op: Op, dyn) -> OutAval:
     except TypeError as e:
         raise TypeError(f"unhashable static argument to {op.fn!r}: {e}") from None
     if entry is not None:
-        return entry
+        return entry if not entry.reads else entry._replace(reads=tuple(r() for r in entry.reads))
     shapes = [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in sigs]
     with watching() as seen:
         try:
@@ -197,34 +206,58 @@ def out_aval(op: Op, dyn) -> OutAval:
         avals = tuple(_aval_of(s) for s in leaves)  # no float output (a shape): run plainly
         kind = _MULTI if any(np.issubdtype(a.dtype, np.inexact) for a in avals) else _NONFLOAT
         aval = (treedef, avals)
-    _AVALS[(op, sigs)] = entry = OutAval(aval, kind, reads)
-    return entry
+    held = lambda _, gone: OutAval(aval, kind, tuple(weakref.ref(p, gone) for p in reads))  # noqa: E731
+    _AVALS.store((op, sigs), held)  # the leaves held weakly: the entry goes with one
+    return OutAval(aval, kind, reads)
 
 
-def _reader(fn, leaves, remat):
-    """``fn`` with the leaves it reads by itself as leading arguments: ``reader(*values,
-    *args)`` runs ``fn(*args)`` with ``leaves[i]`` reading ``values[i]`` (under
-    ``jax.checkpoint`` if ``remat``). One object per (fn, leaves), so recorded graphs keep
-    their cache key."""
-    key = (fn, tuple(map(id, leaves)), remat)
-    known, hit = _READERS.get(key, ((), None))
-    if hit is not None and all(a is b for a, b in zip(known, leaves)):
-        return hit
-    k = len(leaves)
+class Reader:
+    """Reader(fn, leaves, remat) -> ``fn`` with the leaves it reads by itself as leading
+    arguments: ``reader(*values, *args)`` runs ``fn(*args)`` with ``leaves[i]`` reading
+    ``values[i]`` (under ``jax.checkpoint`` if ``remat``). Equal by value (``fn``, the
+    leaves' identities, ``remat``), so a new one is the same graph key; as a cache key
+    (``held_weakly``) it holds ``fn`` and the leaves weakly."""
 
-    def reader(*args, **kwargs):
-        with swapped(leaves, args[:k], lambda v, p, old: LeafCell(v, p)):
-            return fn(*args[k:], **kwargs)
+    __slots__ = ("fn", "leaves", "ids", "remat", "weak", "_hash", "__weakref__")
 
-    reader.__name__ = getattr(fn, "__name__", "reader")
-    if remat:
-        reader = jax.checkpoint(reader)
-    _READERS[key] = (leaves, reader)
-    return reader
+    def __init__(self, fn, leaves, remat, ids=None, weak=False):
+        self.fn, self.leaves, self.remat, self.weak = fn, tuple(leaves), remat, weak
+        self.ids = tuple(map(id, leaves)) if ids is None else ids
+        self._hash = hash((fn, self.ids, remat))
+
+    @property
+    def __name__(self):
+        return getattr(self.fn, "__name__", "reader")
+
+    def held_weakly(self, gone):
+        """The same reader holding ``fn`` and the leaves weakly (``gone`` when one dies)."""
+        leaves = [weakref.ref(p, gone) for p in self.leaves]
+        return Reader(hold_weakly(self.fn, gone), leaves, self.remat, self.ids, weak=True)
+
+    def __call__(self, *args, **kwargs):
+        fn, k = self.fn, len(self.ids)
+        leaves = [r() for r in self.leaves] if self.weak else self.leaves
+
+        def read(*args, **kwargs):
+            with swapped(leaves, args[:k], lambda v, p, old: LeafCell(v, p)):
+                return fn(*args[k:], **kwargs)
+
+        return (jax.checkpoint(read) if self.remat else read)(*args, **kwargs)
+
+    def __eq__(self, other):
+        return (
+            type(other) is Reader
+            and self.ids == other.ids
+            and self.remat == other.remat
+            and self.fn == other.fn
+        )
+
+    def __hash__(self):
+        return self._hash
 
 
 def with_reads(op: Op, dyn, reads, remat):
     """``op`` rewritten to take the leaves its function reads as inputs of the graph."""
     _, items = op.args  # (tuple, the positional arguments' specs)
     args = (tuple, (_SLOT,) * len(reads) + items)
-    return op._replace(fn=_reader(op.fn, reads, remat), args=args), [p._cell for p in reads] + dyn
+    return op._replace(fn=Reader(op.fn, reads, remat), args=args), [p._cell for p in reads] + dyn
