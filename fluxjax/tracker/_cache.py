@@ -110,6 +110,9 @@ class Guards:
         return tuple(out)
 
 
+_deref = weakref.ref.__call__
+
+
 class WeakFn(weakref.ref):
     """WeakFn(fn, gone) -> ``fn`` held weakly inside a cache key: equal to ``fn`` and
     hashing as it while it lives (a bound method: its object is held weakly); calling it
@@ -141,6 +144,9 @@ class WeakFn(weakref.ref):
         return self.target()(*args, **kwargs)
 
     def __eq__(self, other):
+        mine = _deref(self)
+        if mine is other and self._func is None:  # the lookup of a live function: quick
+            return True
         if isinstance(other, WeakFn):
             other = other.target()
         mine = self.target()

@@ -168,6 +168,13 @@ def _is_function(a):
 _AVALS = Cache(1024, "op output shapes", holds=lambda k, gone: (weak_op(k[0], gone), k[1]))
 
 
+_new = tuple.__new__  # a NamedTuple from a tuple, without its Python-level __new__
+
+
+def _alive(refs):
+    return tuple([r() for r in refs])
+
+
 def _aval_of(s):
     return Aval(s.shape, s.dtype, s.weak_type)
 
@@ -190,7 +197,7 @@ def out_aval(op: Op, dyn) -> OutAval:
     except TypeError as e:
         raise TypeError(f"unhashable static argument to {op.fn!r}: {e}") from None
     if entry is not None:
-        return entry if not entry.reads else entry._replace(reads=tuple(r() for r in entry.reads))
+        return entry if not entry.reads else _new(OutAval, (*entry[:2], _alive(entry.reads)))
     shapes = [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in sigs]
     with watching() as seen:
         try:
