@@ -223,7 +223,16 @@ class Reader:
     arguments: ``reader(*values, *args)`` runs ``fn(*args)`` with ``leaves[i]`` reading
     ``values[i]`` (under ``jax.checkpoint`` if ``remat``). Equal by value (``fn``, the
     leaves' identities, ``remat``), so a new one is the same graph key; as a cache key
-    (``held_weakly``) it holds ``fn`` and the leaves weakly."""
+    (``held_weakly``) it holds ``fn`` and the leaves weakly.
+
+    >>> import jax.numpy as jnp
+    >>> from fluxjax import param, data
+    >>> w = param(2.0)
+    >>> f = lambda x: x * data(w)
+    >>> r = Reader(f, [w], remat=False)
+    >>> float(r(jnp.float32(3.0), 1.5)), r == Reader(f, [w], False), float(w)
+    (4.5, True, 2.0)
+    """
 
     __slots__ = ("fn", "leaves", "ids", "remat", "weak", "_hash", "__weakref__")
 
