@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -41,7 +42,7 @@ class CompiledStep:
         return list(self._leaves)
 
     def _build(self, statics, leaves):
-        f, messages = self._f, []
+        f, messages, caught = self._f, [], []
 
         def pure(dyn, values, grads):
             r = tracker.run(f, _merge(statics, dyn), leaves, values, grads, keep_graph=True)
@@ -50,7 +51,7 @@ class CompiledStep:
             messages[:] = [m for _, m in r.checks]
             return r.out, r.values, r.grads, [ok for ok, _ in r.checks]
 
-        return jax.jit(pure), messages
+        return _Built(jax.jit(_raising_outside(pure, caught)), messages, caught)
 
     def __call__(self, *args):
         statics = tuple(None if isinstance(a, _DYNAMIC) else a for a in args)
@@ -60,22 +61,21 @@ class CompiledStep:
         for _ in range(self._max):
             leaves = self._leaves
             key = self._key(statics)
-            built = self._compiled.get(key)
+            built, fresh = self._compiled.get(key), False
             if built is None:
                 built = self._compiled[key] = self._build(statics, list(leaves))
-            fn, messages = built
-            try:
-                with tracker.noting_statics() as reads:
-                    out, values, grads, oks = fn(
-                        dyn, tracker.values_of(leaves), tracker.grads_of(leaves)
-                    )
-            except tracker.Retrace as r:
+                fresh = True
+            fn, messages, caught = built
+            ins = (dyn, tracker.values_of(leaves), tracker.grads_of(leaves))
+            with tracker.noting_statics() as reads:
+                if fresh:  # traced apart first: a trace that finds new leaves compiles nothing
+                    fn.trace(*ins)
+                result = None if caught else fn(*ins)
+            if caught:  # the trace raised: its variant goes, the error is raised out here
                 self._compiled.pop(key, None)
-                if r.setup is not None:
-                    r.setup()
-                known = {id(p) for p in leaves}
-                self._leaves = leaves + [p for p in r.leaves if id(p) not in known]
+                self._redo(caught.pop(), leaves)
                 continue
+            out, values, grads, oks = result
             if self._guards.add(reads):  # this trace read a mode: file it under its value
                 self._compiled[self._key(statics)] = built
             tracker.raise_failed(oks, messages)  # before any write: the call changes nothing
@@ -85,9 +85,45 @@ class CompiledStep:
             f"fluxjax.jit: {self._f!r} kept reading new params after {self._max} traces"
         )
 
+    def _redo(self, error, leaves):
+        """After a trace raised ``error``: a ``Retrace`` adds its leaves (after its setup);
+        anything else is raised."""
+        if not isinstance(error, tracker.Retrace):
+            raise error
+        if error.setup is not None:
+            error.setup()
+        known = {id(p) for p in leaves}
+        self._leaves = leaves + [p for p in error.leaves if id(p) not in known]
+
     def _key(self, statics):
         ids = tuple(map(id, (s for s in statics if s is not None)))
         return (ids, len(self._leaves), self._guards.key())
+
+
+class _Built(NamedTuple):
+    """One traced variant: the jitted function, its checks' messages, and the exception
+    its trace caught (``_raising_outside``)."""
+
+    fn: Any
+    messages: list
+    caught: list
+
+
+def _raising_outside(pure, caught):
+    """``pure`` to trace with ``jax.jit``: an exception it raises is appended to ``caught``
+    and the trace ends normally (returning None); the caller raises it again outside the
+    trace. JAX 0.10 keeps the constants of a trace an exception left for good (a finalizer
+    holds the trace), so the param arrays a first trace found (``Retrace``) never died."""
+
+    def guarded(*args):
+        try:
+            return pure(*args)
+        except BaseException as e:
+            caught.append(e)
+            return None
+
+    guarded.__name__ = getattr(pure, "__name__", "pure")
+    return guarded
 
 
 def _merge(statics, dyn):

@@ -14,6 +14,7 @@ import pytest
 
 import fluxjax as fj
 from fluxjax.tracker import Cache
+from tests._tol import assert_close
 
 LAYERS = {
     "BatchNorm": lambda: fj.BatchNorm(4),
@@ -81,3 +82,143 @@ def test_a_raw_optax_transformations_moments_go_with_the_model():
     gc.collect()  # the params' weakref callbacks drop the stored state...
     gc.collect()  # ...whose leaves (a cycle of leaf and cell) go in the next pass
     assert sum(r() is not None for r in refs) == 0
+
+
+class _Loss:
+    """A plain Python class used as a loss closure."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __call__(self, x):
+        return x @ self.a
+
+
+def _closure(a, p):
+    f = fj.track(lambda x: x @ a)
+    return lambda: fj.back_(f(p).sum())
+
+
+def _plain_class(a, p):
+    f = fj.track(_Loss(a))
+    return lambda: fj.back_(f(p).sum())
+
+
+STEPS = {"closure": _closure, "class": _plain_class}
+
+
+@pytest.mark.parametrize("kind", list(STEPS))
+def test_the_arrays_a_dead_tracked_function_captured_are_freed(kind):
+    refs = []
+    for i in range(40):
+        a = jax.numpy.full((16, 16), float(i + 1), np.float32)
+        p = fj.param(np.ones((2, 16), np.float32))
+        step = STEPS[kind](a, p)
+        for _ in range(2):  # the second time compiles the replay
+            step()
+        np.testing.assert_allclose(fj.grad(p), np.full((2, 16), 32.0 * (i + 1)))
+        refs.append(weakref.ref(a))
+        del step, a, p
+    gc.collect()
+    alive = sum(r() is not None for r in refs)
+    assert alive == 0, f"{alive} of 40 arrays still alive"
+
+
+def _boom(_):
+    raise ValueError("boom")
+
+
+def _jit_arrays(kind):
+    """A model used through ``fluxjax.jit`` (its first trace finds the params and retraces);
+    weak references to the model and the arrays its leaves held."""
+    m = fj.Chain(fj.Dense(3, 4), LAYERS[kind](), fj.Dense(4, 1))
+    x = np.ones((2, 5, 3), np.float32)
+    arrays = [p.data for p in fj.params(m)] + [s.data for s in fj.states(m)]
+    ps = fj.params(m)
+
+    def step(x):
+        loss = m(x).sum()
+        fj.back_(loss)
+        for p in ps:
+            fj.update_(p, -0.1 * fj.grad(p))
+        return loss
+
+    jitted = fj.jit(step)
+    for _ in range(2):
+        jitted(x)
+    fj.jit(lambda x: m(x))(x)
+    return [weakref.ref(r) for r in (m, jitted, *arrays)]
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_a_model_used_through_fluxjax_jit_is_freed_arrays_included(kind):
+    refs = _jit_arrays(kind)
+    gc.collect()
+    alive = [r() for r in refs if r() is not None]
+    assert alive == [], [type(a).__name__ for a in alive]
+
+
+def test_an_error_inside_fluxjax_jit_leaves_nothing_alive():
+    def fail_once():
+        m = fj.Dense(3, 4)
+        arrays = [p.data for p in fj.params(m)]
+        with pytest.raises(ValueError, match="boom"):
+            fj.jit(lambda x: _boom(m(x)))(np.ones((3, 3), np.float32))
+        return [weakref.ref(r) for r in (m, *arrays)]
+
+    refs = fail_once()
+    gc.collect()
+    assert sum(r() is not None for r in refs) == 0
+
+
+def _checkpointed(m, x):
+    return fj.checkpoint(m, x)
+
+
+def _checkpointed_closure(m, x):
+    return fj.checkpoint(lambda v: m(v), x)
+
+
+def _tracked_model(m, x):
+    return fj.track(m)(x)
+
+
+READERS = {"checkpoint": _checkpointed, "closure": _checkpointed_closure, "track": _tracked_model}
+
+
+@pytest.mark.parametrize("way", list(READERS))
+def test_a_model_whose_params_an_op_reads_by_itself_is_freed(way):
+    """``checkpoint(m, x)``/``track(m)``: the op reads m's params itself (not as arguments);
+    no cache keeps m, its params or their arrays after the graph is gone."""
+
+    def use():
+        m = fj.Chain(fj.Dense(3, 4), fj.Dense(4, 1))
+        x = np.ones((2, 3), np.float32)
+        for _ in range(2):  # the second time compiles the replay
+            fj.back_(READERS[way](m, x).sum())
+        ps = fj.params(m)
+        twin = lambda a: ((x @ a[0].T + a[1]) @ a[2].T + a[3]).sum()  # noqa: E731
+        for p, g in zip(ps, jax.grad(twin)([p.data for p in ps])):
+            assert_close(fj.grad(p), 2 * g)  # two back_ calls accumulate
+        return [weakref.ref(r) for r in (m, *ps, *(p.data for p in ps))]
+
+    refs = use()
+    gc.collect()
+    alive = [r() for r in refs if r() is not None]
+    assert alive == [], [type(a).__name__ for a in alive]
+
+
+def test_a_dead_hook_function_and_what_it_captured_are_freed():
+    def use(i):
+        a = jax.numpy.full(3, float(i + 2))
+        p = fj.param(np.ones(3, np.float32))
+        h = lambda g: g * a  # noqa: E731
+        for _ in range(2):
+            fj.back_(fj.hook(h, p * 2).sum())
+        np.testing.assert_allclose(fj.grad(p), np.full(3, 4.0 * (i + 2)))  # 2 steps of 2·a
+        return [weakref.ref(a), weakref.ref(h), weakref.ref(p)]
+
+    refs = [r for i in range(3) for r in use(i)]
+    gc.collect()
+    alive = [r() for r in refs if r() is not None]
+    assert alive == [], [type(a).__name__ for a in alive]

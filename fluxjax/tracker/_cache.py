@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import types
 import weakref
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -109,6 +110,73 @@ class Guards:
         return tuple(out)
 
 
+_deref = weakref.ref.__call__
+
+
+class WeakFn(weakref.ref):
+    """WeakFn(fn, gone) -> ``fn`` held weakly inside a cache key: equal to ``fn`` and
+    hashing as it while it lives (a bound method: its object is held weakly); calling it
+    calls ``fn``. ``gone(ref)`` runs when ``fn`` dies.
+
+    >>> f = lambda x: x + 1
+    >>> w = WeakFn(f, None)
+    >>> w == f, hash(w) == hash(f), w(1)
+    (True, True, 2)
+    """
+
+    __slots__ = ("_hash", "_func")
+
+    def __new__(cls, fn, gone):
+        func = fn.__func__ if type(fn) is types.MethodType else None
+        self = weakref.ref.__new__(cls, fn if func is None else fn.__self__, gone)
+        self._hash, self._func = hash(fn), func
+        return self
+
+    def __init__(self, fn, gone):
+        pass
+
+    def target(self):
+        """``fn``, or None once it died."""
+        obj = weakref.ref.__call__(self)
+        return obj if obj is None or self._func is None else types.MethodType(self._func, obj)
+
+    def __call__(self, *args, **kwargs):
+        return self.target()(*args, **kwargs)
+
+    def __eq__(self, other):
+        mine = _deref(self)
+        if mine is other and self._func is None:  # the lookup of a live function: quick
+            return True
+        if isinstance(other, WeakFn):
+            other = other.target()
+        mine = self.target()
+        return mine is not None and (mine is other or mine == other)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return self._hash
+
+
+def hold_weakly(fn, gone):
+    """``fn`` as a cache key holds it: a ``WeakFn``, unless ``fn`` is equal by value (a
+    fresh copy is as good, so it is kept), a module's plain function, or cannot be held
+    weakly (a NumPy ufunc)."""
+    weakly = getattr(type(fn), "held_weakly", None)  # its own weak twin (``_spec.py::Reader``)
+    if weakly is not None:
+        return weakly(fn, gone)
+    obj = fn.__self__ if type(fn) is types.MethodType else fn
+    if type(obj).__eq__ is not object.__eq__:
+        return fn
+    if type(fn) is types.FunctionType and fn.__closure__ is None and "<" not in fn.__qualname__:
+        return fn  # a module's function owns nothing of the user's; kept, so lookups stay quick
+    try:
+        return WeakFn(fn, gone)
+    except TypeError:
+        return fn
+
+
 class Cache:
     """Cache(size, name) -> a bounded LRU mapping (thread-safe).
 
@@ -119,10 +187,12 @@ class Cache:
 
     With ``weak=True`` the keys are objects held weakly, by identity: an entry goes when
     its key dies, so the cache never keeps a user's model, loader or function alive.
+    With ``holds=f`` a compound key is stored as ``f(key, gone)``, the functions it names
+    held weakly (``hold_weakly(fn, gone)``): the entry goes when one of them dies.
     """
 
-    def __init__(self, size: int, name: str, weak: bool = False):
-        self.size, self.name, self.weak = size, name, weak
+    def __init__(self, size: int, name: str, weak: bool = False, holds=None):
+        self.size, self.name, self.weak, self.holds = size, name, weak, holds
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         _ALL.add(self)
@@ -145,7 +215,30 @@ class Cache:
                 return default
         return value
 
+    def store(self, key, make):
+        """Stores and returns ``make(stored, gone)``, ``stored`` the key as kept (with
+        ``holds``: its functions held weakly, so ``make`` can build a value that does not
+        own them); ``gone`` drops the entry (a weakref callback for what the value holds)."""
+        me, cell = weakref.ref(self), []
+        gone = lambda _: me() is not None and me()._drop(cell)  # noqa: E731
+        if self.holds is not None:
+            key = self.holds(key, gone)
+        cell.append(key)
+        value = make(key, gone)
+        self._put(key, value)
+        return value
+
+    def _drop(self, cell):  # from a weakref callback: no lock (as WeakKeyDictionary)
+        if cell:
+            self._items.pop(self._slot(cell.pop()), None)
+
     def __setitem__(self, key, value):
+        if self.holds is None:
+            self._put(key, value)
+        else:
+            self.store(key, lambda *_: value)
+
+    def _put(self, key, value):
         slot = self._slot(key)
         if self.weak:
             me = weakref.ref(self)

@@ -7,12 +7,13 @@ JAX tracer compute at once, so the function's tracked operations flow through
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from . import _trace
 from ._bridge import as_input, raise_failed, run, scalar_of, write_back
-from ._cache import Cache
 from ._cell import LeafCell
 from ._graph import plan
 from ._lift import track
@@ -168,21 +169,14 @@ def _pure_vjp(f, args, leaves, values):
     return y, back
 
 
-_HOOKS = Cache(256, "hook functions")
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _hooked(f, x):
+    """``x``; ``f`` applied to its gradient. ``f`` is a static argument of the op: one op
+    for every ``f``, and the caches hold ``f`` weakly (``_spec.py::weak_op``)."""
+    return x
 
 
-def _hook_op(f):
-    hooked = _HOOKS.get(f)
-    if hooked is None:
-
-        @jax.custom_vjp
-        def hooked(x):
-            return x
-
-        hooked.defvjp(lambda x: (x, None), lambda _, g: (f(g),))
-        hooked.__name__ = f"hook({getattr(f, '__name__', 'f')})"
-        _HOOKS[f] = hooked
-    return hooked
+_hooked.defvjp(lambda f, x: (x, None), lambda f, _, g: (f(g),))
 
 
 def hook(f, x):
@@ -194,7 +188,7 @@ def hook(f, x):
     >>> grad(W)
     Array(-2., dtype=float32)
     """
-    return track(_hook_op(f))(x)
+    return track(_hooked)(f, x)
 
 
 def checkpoint(f, *xs):

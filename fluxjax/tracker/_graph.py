@@ -24,10 +24,15 @@ import jax.numpy as jnp
 from ._cache import Cache
 from ._cell import LeafCell, Value
 from ._compat import Tracer
-from ._spec import call
+from ._spec import call, weak_op
 from ._trace import TRACE
 
-_SEEN = Cache(1024, "compiled replays")  # Key -> compiled fn, or None when seen once
+
+def _weak_key(key, gone):
+    return key._replace(steps=tuple([(weak_op(op, gone), refs) for op, refs in key.steps]))
+
+
+_SEEN = Cache(1024, "compiled replays", holds=_weak_key)  # Key -> compiled fn, None: seen once
 _LOOSE = Cache(256, "replay misses")  # structure ignoring function identity -> (misses, key)
 _WARNED = Cache(1, "recompile warning given")
 
@@ -83,7 +88,7 @@ class Tape(NamedTuple):
         if len(self.steps) == 1:
             return self.replay(values)
         key = Key("fwd", self.steps, self.sigs)
-        return cached(key, lambda: functools.partial(replay, key.steps))(values)
+        return cached(key, lambda k: functools.partial(replay, k.steps))(values)
 
     def backward(self, dy=None, wanted=None):
         """The backward pass: ``(y, cells, grads)``, the root's value and the gradient of
@@ -112,7 +117,7 @@ class Tape(NamedTuple):
         ]
         flags = (tuple(wrt), tuple(acc), tuple(pend), dy is not None)
         key = Key("bwd", self.steps, self.sigs, flags)
-        fn = cached(key, lambda: _backward_fn(key.steps, *key.flags))
+        fn = cached(key, lambda k: _backward_fn(k.steps, *k.flags))
         y, grads, settled = fn(ins, consts, olds, dy)
         for c, v in zip([c for c, p in zip(cells, pend) if p], settled):
             if not isinstance(v, Tracer):  # inside a trace the cell keeps its pending form
@@ -207,18 +212,18 @@ faster than running it uncompiled op by op (each op would compile on its own).""
 
 def cached(key: Key, build):
     """The compiled function for ``key``: jitted at once for a small graph; for a large one
-    ``build()`` runs uncompiled the first time (a one-off replay), jitted from the second."""
+    ``build(key)`` runs uncompiled the first time (a one-off replay), jitted from the
+    second. The cache holds the functions of the key, and so of the compiled replay, weakly."""
     fn = _SEEN.get(key, False)
     if fn:
         return fn
     if fn is None or len(key.steps) <= SMALL_GRAPH:  # seen before, or small: compile
         if fn is not None:
             _note_miss(key)
-        fn = _SEEN[key] = jax.jit(build())
-        return fn
+        return _SEEN.store(key, lambda k, _: jax.jit(build(k)))
     _note_miss(key)
     _SEEN[key] = None
-    return build()
+    return build(key)
 
 
 def _fn_name(fn):
@@ -232,13 +237,13 @@ def _note_miss(key):
     names = tuple(_fn_name(op.fn) for op, _ in key.steps)
     loose = key._replace(steps=names)
     misses, last = _LOOSE.get(loose, (0, None))
-    _LOOSE[loose] = (misses + 1, key)
+    _LOOSE[loose] = (misses + 1, _weak_key(key, None))  # never owns the functions
     if misses + 1 < 3 or _WARNED.get("once") or last is None:
         return
     for (op_a, _), (op_b, _) in zip(last.steps, key.steps):
         if op_a == op_b:
             continue
-        if op_a.fn is not op_b.fn:
+        if op_a.fn != op_b.fn:
             what = (
                 f"the function {_fn_name(op_b.fn)} is a new object each time (a lambda or "
                 "track(...) made inside the loop?): define it once, outside"

@@ -11,13 +11,15 @@ model's fields): ``with_reads`` makes those inputs of the op, so gradients reach
 
 from __future__ import annotations
 
+import types
+import weakref
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
-from ._cache import Cache
+from ._cache import Cache, hold_weakly
 from ._cell import Aval, LeafCell, Value
 from ._trace import restore, swapped, watching
 
@@ -147,8 +149,30 @@ def _closure_key(cells):
 
 
 _SINGLE, _NONFLOAT, _MULTI = 0, 1, 2  # an op's output: one float array, non-float, several
-_AVALS = Cache(1024, "op output shapes")
-_READERS = Cache(256, "functions that read leaves themselves")
+
+
+def weak_op(op: Op, gone) -> Op:
+    """``op`` as a cache key keeps it: its function, and functions among its static
+    arguments (``hook``'s), held weakly (``gone`` runs when one dies), so no cache owns a
+    user's function or what its closure holds."""
+    t, items = op.args
+    if any(callable(a) and type(a) is not type for a in items):
+        items = tuple([hold_weakly(a, gone) if _is_function(a) else a for a in items])
+    return op._replace(fn=hold_weakly(op.fn, gone), args=(t, items))
+
+
+def _is_function(a):
+    return isinstance(a, (types.FunctionType, types.MethodType, Reader))
+
+
+_AVALS = Cache(1024, "op output shapes", holds=lambda k, gone: (weak_op(k[0], gone), k[1]))
+
+
+_new = tuple.__new__  # a NamedTuple from a tuple, without its Python-level __new__
+
+
+def _alive(refs):
+    return tuple([r() for r in refs])
 
 
 def _aval_of(s):
@@ -173,7 +197,7 @@ def out_aval(op: Op, dyn) -> OutAval:
     except TypeError as e:
         raise TypeError(f"unhashable static argument to {op.fn!r}: {e}") from None
     if entry is not None:
-        return entry
+        return entry if not entry.reads else _new(OutAval, (*entry[:2], _alive(entry.reads)))
     shapes = [jax.ShapeDtypeStruct(shape, dtype, weak_type=weak) for shape, dtype, weak in sigs]
     with watching() as seen:
         try:
@@ -189,34 +213,67 @@ def out_aval(op: Op, dyn) -> OutAval:
         avals = tuple(_aval_of(s) for s in leaves)  # no float output (a shape): run plainly
         kind = _MULTI if any(np.issubdtype(a.dtype, np.inexact) for a in avals) else _NONFLOAT
         aval = (treedef, avals)
-    _AVALS[(op, sigs)] = entry = OutAval(aval, kind, reads)
-    return entry
+    held = lambda _, gone: OutAval(aval, kind, tuple(weakref.ref(p, gone) for p in reads))  # noqa: E731
+    _AVALS.store((op, sigs), held)  # the leaves held weakly: the entry goes with one
+    return OutAval(aval, kind, reads)
 
 
-def _reader(fn, leaves, remat):
-    """``fn`` with the leaves it reads by itself as leading arguments: ``reader(*values,
-    *args)`` runs ``fn(*args)`` with ``leaves[i]`` reading ``values[i]`` (under
-    ``jax.checkpoint`` if ``remat``). One object per (fn, leaves), so recorded graphs keep
-    their cache key."""
-    key = (fn, tuple(map(id, leaves)), remat)
-    known, hit = _READERS.get(key, ((), None))
-    if hit is not None and all(a is b for a, b in zip(known, leaves)):
-        return hit
-    k = len(leaves)
+class Reader:
+    """Reader(fn, leaves, remat) -> ``fn`` with the leaves it reads by itself as leading
+    arguments: ``reader(*values, *args)`` runs ``fn(*args)`` with ``leaves[i]`` reading
+    ``values[i]`` (under ``jax.checkpoint`` if ``remat``). Equal by value (``fn``, the
+    leaves' identities, ``remat``), so a new one is the same graph key; as a cache key
+    (``held_weakly``) it holds ``fn`` and the leaves weakly.
 
-    def reader(*args, **kwargs):
-        with swapped(leaves, args[:k], lambda v, p, old: LeafCell(v, p)):
-            return fn(*args[k:], **kwargs)
+    >>> import jax.numpy as jnp
+    >>> from fluxjax import param, data
+    >>> w = param(2.0)
+    >>> f = lambda x: x * data(w)
+    >>> r = Reader(f, [w], remat=False)
+    >>> float(r(jnp.float32(3.0), 1.5)), r == Reader(f, [w], False), float(w)
+    (4.5, True, 2.0)
+    """
 
-    reader.__name__ = getattr(fn, "__name__", "reader")
-    if remat:
-        reader = jax.checkpoint(reader)
-    _READERS[key] = (leaves, reader)
-    return reader
+    __slots__ = ("fn", "leaves", "ids", "remat", "weak", "_hash", "__weakref__")
+
+    def __init__(self, fn, leaves, remat, ids=None, weak=False):
+        self.fn, self.leaves, self.remat, self.weak = fn, tuple(leaves), remat, weak
+        self.ids = tuple(map(id, leaves)) if ids is None else ids
+        self._hash = hash((fn, self.ids, remat))
+
+    @property
+    def __name__(self):
+        return getattr(self.fn, "__name__", "reader")
+
+    def held_weakly(self, gone):
+        """The same reader holding ``fn`` and the leaves weakly (``gone`` when one dies)."""
+        leaves = [weakref.ref(p, gone) for p in self.leaves]
+        return Reader(hold_weakly(self.fn, gone), leaves, self.remat, self.ids, weak=True)
+
+    def __call__(self, *args, **kwargs):
+        fn, k = self.fn, len(self.ids)
+        leaves = [r() for r in self.leaves] if self.weak else self.leaves
+
+        def read(*args, **kwargs):
+            with swapped(leaves, args[:k], lambda v, p, old: LeafCell(v, p)):
+                return fn(*args[k:], **kwargs)
+
+        return (jax.checkpoint(read) if self.remat else read)(*args, **kwargs)
+
+    def __eq__(self, other):
+        return (
+            type(other) is Reader
+            and self.ids == other.ids
+            and self.remat == other.remat
+            and self.fn == other.fn
+        )
+
+    def __hash__(self):
+        return self._hash
 
 
 def with_reads(op: Op, dyn, reads, remat):
     """``op`` rewritten to take the leaves its function reads as inputs of the graph."""
     _, items = op.args  # (tuple, the positional arguments' specs)
     args = (tuple, (_SLOT,) * len(reads) + items)
-    return op._replace(fn=_reader(op.fn, reads, remat), args=args), [p._cell for p in reads] + dyn
+    return op._replace(fn=Reader(op.fn, reads, remat), args=args), [p._cell for p in reads] + dyn
