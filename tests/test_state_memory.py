@@ -68,17 +68,18 @@ def test_a_weak_cache_forgets_an_entry_when_its_key_dies():
     assert len(cache) == 0
 
 
-def test_a_raw_optax_transformations_moments_go_with_the_model():
+def test_a_raw_optax_transformation_and_its_moments_go_with_the_model():
     def train_once():
         m = fj.Chain(fj.Dense(3, 4), fj.Dense(4, 1))
         x, y = np.ones((8, 3), np.float32), np.ones((8, 1), np.float32)
         tx = optax.adam(0.01)
         fj.train_(lambda x, y: fj.mse(m(x), y), m, [(x, y)], tx)
         moments = fj.setup(tx, m).state  # the state stored for tx and these params
-        return [weakref.ref(a) for a in jax.tree_util.tree_leaves(moments) if a.ndim]
+        refs = [weakref.ref(a) for a in jax.tree_util.tree_leaves(moments) if a.ndim]
+        return refs + [weakref.ref(tx.update), weakref.ref(tx.init)]  # and tx itself
 
     refs = train_once()
-    assert refs
+    assert len(refs) > 2
     gc.collect()  # the params' weakref callbacks drop the stored state...
     gc.collect()  # ...whose leaves (a cycle of leaf and cell) go in the next pass
     assert sum(r() is not None for r in refs) == 0

@@ -102,14 +102,24 @@ _raw_books = Cache(64, "optimiser books of raw optax transformations")
 
 
 def _book(opt) -> _Book:
+    """The book of ``opt``, kept on the optimiser so it lives exactly as long: a fluxjax
+    optimiser's ``_book``; for a raw optax transformation (a tuple, which takes no
+    attributes and no weak reference), an attribute of its ``update`` function."""
     if isinstance(opt, FluxOptimiser):
         if "_book" not in vars(opt):
             opt._book = _Book(opt, opt.tx)
         return opt._book
     tx = as_transformation(opt)
-    book = _raw_books.get(id(tx))
+    book = getattr(tx.update, "_fluxjax_book", None)
+    if book is not None and book.tx is tx:
+        return book
+    book = _raw_books.get(id(tx))  # an update that takes no attribute (a builtin)
     if book is None or book.tx is not tx:
-        book = _raw_books[id(tx)] = _Book(opt, tx)
+        book = _Book(opt, tx)
+        try:
+            tx.update._fluxjax_book = book
+        except (AttributeError, TypeError):
+            _raw_books[id(tx)] = book
     return book
 
 
