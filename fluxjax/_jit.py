@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -21,6 +22,13 @@ import numpy as np
 from . import tracker
 
 _DYNAMIC = (jax.Array, np.ndarray, np.generic, numbers.Number)
+
+
+class _Built(NamedTuple):
+    """One compiled variant: the jitted pure function and its bridge transaction."""
+
+    fn: Any
+    bridge: tracker.Pure
 
 
 class CompiledStep:
@@ -40,50 +48,53 @@ class CompiledStep:
         """The leaves (params and state) the compiled function reads and writes."""
         return list(self._leaves)
 
-    def _build(self, statics, leaves):
-        f, messages = self._f, []
+    def _build(self, statics, leaves) -> _Built:
+        """The jitted ``pure(dyn, values, grads) -> (out, Effects)`` of ``f`` over ``leaves``
+        (one bridge transaction, ``tracker.Pure``), and that transaction, to commit."""
+        bridge = tracker.Pure(self._f, leaves, compiled=True, keep_graph=True, write_leaves=True)
 
         def pure(dyn, values, grads):
-            r = tracker.run(f, _merge(statics, dyn), leaves, values, grads, keep_graph=True)
-            if r.touched:
-                raise tracker.Retrace(r.touched)
-            messages[:] = [m for _, m in r.checks]
-            return r.out, r.values, r.grads, [ok for ok, _ in r.checks]
+            return bridge(values, *_merge(statics, dyn), grads=grads)
 
-        return jax.jit(pure), messages
+        return _Built(jax.jit(pure), bridge)
+
+    def _built(self, statics) -> _Built:
+        """The compiled variant for these statics, leaves and layer modes, made once."""
+        key = self._key(statics)
+        built = self._compiled.get(key)
+        if built is None:
+            built = self._compiled[key] = self._build(statics, list(self._leaves))
+        return built
+
+    def _prepare(self, statics, r):
+        """A trace touched new leaves (or asked for a setup): thread them, trace again."""
+        self._compiled.pop(self._key(statics), None)
+        if r.setup is not None:
+            r.setup()
+        known = {id(p) for p in self._leaves}
+        self._leaves = self._leaves + [p for p in r.leaves if id(p) not in known]
 
     def __call__(self, *args):
         statics = tuple(None if isinstance(a, _DYNAMIC) else a for a in args)
         dyn = [
             tracker.data(a) if isinstance(a, _DYNAMIC + (tracker.Tracked,)) else None for a in args
         ]
-        for _ in range(self._max):
-            leaves = self._leaves
-            key = self._key(statics)
-            built = self._compiled.get(key)
-            if built is None:
-                built = self._compiled[key] = self._build(statics, list(leaves))
-            fn, messages = built
-            try:
-                with tracker.noting_statics() as reads:
-                    out, values, grads, oks = fn(
-                        dyn, tracker.values_of(leaves), tracker.grads_of(leaves)
-                    )
-            except tracker.Retrace as r:
-                self._compiled.pop(key, None)
-                if r.setup is not None:
-                    r.setup()
-                known = {id(p) for p in leaves}
-                self._leaves = leaves + [p for p in r.leaves if id(p) not in known]
-                continue
-            if self._guards.add(reads):  # this trace read a mode: file it under its value
-                self._compiled[self._key(statics)] = built
-            tracker.raise_failed(oks, messages)  # before any write: the call changes nothing
-            tracker.assign(leaves, values, grads)
-            return out
-        raise RuntimeError(
-            f"fluxjax.jit: {self._f!r} kept reading new params after {self._max} traces"
+
+        def attempt():
+            built, leaves = self._built(statics), self._leaves
+            return built, built.fn(dyn, tracker.values_of(leaves), tracker.grads_of(leaves))
+
+        traced = tracker.retracing(
+            attempt,
+            lambda r: self._prepare(statics, r),
+            limit=self._max,
+            what=f"fluxjax.jit: {self._f!r}",
         )
+        built, (out, effects) = traced.out
+        if self._guards.add(traced.reads):  # this trace read a mode: file it under its value
+            self._compiled[self._key(statics)] = built
+        built.bridge.commit(effects)  # checks first: a failed one changes nothing
+        return out
 
     def _key(self, statics):
         ids = tuple(map(id, (s for s in statics if s is not None)))

@@ -71,14 +71,12 @@ class Carry(NamedTuple):
 
 def _loss_value(entry, arrays, extra_values, batch):
     """``(loss, new extras)`` of ``entry``'s loss on ``batch``, as a pure function of the
-    params' and extras' arrays (through the tracker's bridge, ``tracker.Pure``)."""
-    plist, extras = entry.plist, entry.extras
-    n = len(plist)
-    r = tracker.run(_call, (entry.loss(), batch), plist + extras, [*arrays, *extra_values])
-    if r.touched:
-        raise tracker.Retrace(r.touched)
-    out, values = r.out, r.values
-    if any(new is not old for new, old in zip(values[:n], arrays)):
+    params' and extras' arrays: one bridge transaction (``tracker.Pure``) whose writes
+    are the extras' new values, carried on (``Compiled.sync`` writes them back)."""
+    plist, n = entry.plist, len(arrays)
+    bridge = tracker.Pure(_call, plist + entry.extras, compiled=True, write_leaves=True)
+    out, effects = bridge([*arrays, *extra_values], entry.loss(), batch)
+    if any(v is not None for v in effects.values[:n]):
         raise ValueError(
             "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
             "train_ compiles the loss as a pure function, so that change would be lost. "
@@ -86,7 +84,7 @@ def _loss_value(entry, arrays, extra_values, batch):
         )
     if jnp.ndim(out) != 0:
         raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(out)}")
-    return out, values[n:]
+    return out, [o if v is None else v for v, o in zip(effects.values[n:], extra_values)]
 
 
 def _judged(status, loss, new_arrays) -> tuple:
@@ -375,18 +373,23 @@ class Compiled:
         status = jax.device_get(self.carry.status)
         return None if status.why == FINE else (int(status.good), int(status.why))
 
+    def traced(self, call):
+        """``(variant, call(variant))`` for the current step variant, traced again (the
+        one retrace loop, ``tracker.retracing``) until the loss touches no leaf outside
+        the carry; the layer modes the trace read key the variant."""
+
+        def attempt():
+            variant = self.entry.variant()
+            return variant, call(variant)
+
+        traced = tracker.retracing(attempt, self._retrace, what="train_")
+        self.entry.noted(traced.reads, traced.out[0])
+        return traced.out
+
     def step(self, item):
         item = sharding.place_batch(self.layout, item)
-        while True:
-            v = self.entry.variant()
-            try:
-                with tracker.noting_statics() as reads:
-                    out = v.step(*self.carry, item)
-            except tracker.Retrace as r:
-                self._retrace(r)
-                continue
-            self.entry.noted(reads, v)
-            return self.advanced(out)
+        _, out = self.traced(lambda v: v.step(*self.carry, item))
+        return self.advanced(out)
 
     def advanced(self, out):
         """Keeps the new carry of a compiled call's ``(*carry, losses)``; the losses."""
