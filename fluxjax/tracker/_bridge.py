@@ -163,9 +163,10 @@ class Pure:
         if self.compiled and r.touched:
             raise Retrace(r.touched)
         self.touched, self.messages = r.touched, [m for _, m in r.checks]
-        changed = [v if v is not old else None for v, old in zip(r.values, values)]
-        kept = changed if self.write_leaves else None
-        return r.out, Effects([ok for ok, _ in r.checks], r.written, kept, r.grads)
+        changed = None
+        if self.write_leaves:  # None where f left the leaf as it came in: nothing to write
+            changed = [v if v is not old else None for v, old in zip(r.values, values)]
+        return r.out, Effects([ok for ok, _ in r.checks], r.written, changed, r.grads)
 
     def commit(self, effects: Effects):
         """After the transformation returned: check, then write back (see the class)."""

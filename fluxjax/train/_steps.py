@@ -59,6 +59,14 @@ class Status(NamedTuple):
     params_finite: Any
 
 
+class Failure(NamedTuple):
+    """The first non-finite step of a call (0-based) and why (``BAD_LOSS``,
+    ``BAD_GRADIENT``)."""
+
+    step: int
+    why: int
+
+
 class Carry(NamedTuple):
     """What a compiled step takes and gives back: the params' arrays, the extras' (other
     leaves the loss touches), the optimiser state and the ``Status``."""
@@ -366,12 +374,12 @@ class Compiled:
             return
         put_state(self.opt, self.plist, sharding.gather(self.layout, self.state))
 
-    def failure(self):
-        """``(step, why)`` of the first non-finite step of this call, or None."""
+    def failure(self) -> Failure | None:
+        """The first non-finite step of this call, or None."""
         if self.carry.status.why.is_deleted():
             return None
         status = jax.device_get(self.carry.status)
-        return None if status.why == FINE else (int(status.good), int(status.why))
+        return None if status.why == FINE else Failure(int(status.good), int(status.why))
 
     def traced(self, call):
         """``(variant, call(variant))`` for the current step variant, traced again (the

@@ -135,10 +135,10 @@ class _Loop:
             failed = self.runner.failure()
             host = self.host()
             if failed is not None:
-                bad = np.flatnonzero(~np.isfinite(host[: failed[0] + 1]))
+                bad = np.flatnonzero(~np.isfinite(host[: failed.step + 1]))
                 if bad.size:
                     raise nonfinite_error(float(host[bad[0]]), int(bad[0]))
-                raise nonfinite_gradient_error(failed[0])
+                raise nonfinite_gradient_error(failed.step)
             bad = np.flatnonzero(~np.isfinite(host))
             if bad.size:
                 raise nonfinite_error(float(host[bad[0]]), int(bad[0]))
