@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from fluxjax import tracker
@@ -144,12 +143,14 @@ def _pure_step(entry, tx):
 
 @jax.jit
 def _start(arrays, state):
-    """Fresh copies of a call's params and optimiser state (they get donated), and whether
-    the params are finite: one compiled call where three would cost a dispatch each. The
-    extras are copied apart (``_copies``): the first call finds them while it runs, so
-    folding them in would compile this again on the second call."""
+    """Fresh copies of a call's params and optimiser state (they get donated), and its
+    starting ``Status`` (whether the params are finite): one compiled call where three
+    would cost a dispatch each, and no wait for the device. The extras are copied apart
+    (``_copies``): the first call finds them while it runs, so folding them in would
+    compile this again on the second call."""
     copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
-    return copy(arrays), copy(state), _finite(arrays)
+    zero, fine = jnp.int32(0), jnp.int32(FINE)
+    return copy(arrays), copy(state), Status(zero, fine, _finite(arrays).astype(jnp.int32))
 
 
 _copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
@@ -310,8 +311,7 @@ class Compiled:
         self.entry = _compiled_for(loss, plist, opt)
         values = tracker.values_of(plist)
         extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
-        arrays, state, finite = _start(values, get_state(opt, plist, values))
-        status = jax.device_put(Status(*(np.int32(v) for v in (0, FINE, int(finite)))))
+        arrays, state, status = _start(values, get_state(opt, plist, values))
         self.carry = Carry(
             sharding.place_params(layout, arrays),
             sharding.place_data(layout, extras),
@@ -320,7 +320,7 @@ class Compiled:
         )
 
     @property
-    def arrays(self):
+    def arrays(self):  # the carry's parts, for _epoch.py and _checkpoint.py
         return self.carry.arrays
 
     @property
@@ -362,17 +362,19 @@ class Compiled:
 
     def sync(self):
         """Write the carried values into the leaves (skipped if a call was cut short)."""
-        if not any(a.is_deleted() for a in jax.tree.leaves((self.arrays, self.extras))):
-            tracker.assign(self.plist, sharding.gather(self.layout, self.arrays))
-            tracker.assign(self.entry.extras, sharding.gather(self.layout, self.extras))
+        arrays, extras = self.carry.arrays, self.carry.extras
+        if not any(a.is_deleted() for a in jax.tree.leaves((arrays, extras))):
+            tracker.assign(self.plist, sharding.gather(self.layout, arrays))
+            tracker.assign(self.entry.extras, sharding.gather(self.layout, extras))
 
     def finish(self):
         """Write back the leaves; keep the optimiser state unless a step went non-finite
         (then the state from the start of this ``train_`` call stays)."""
         self.sync()
-        if any(a.is_deleted() for a in jax.tree.leaves(self.state)) or self.failure():
+        state = self.carry.state
+        if any(a.is_deleted() for a in jax.tree.leaves(state)) or self.failure():
             return
-        put_state(self.opt, self.plist, sharding.gather(self.layout, self.state))
+        put_state(self.opt, self.plist, sharding.gather(self.layout, state))
 
     def failure(self) -> Failure | None:
         """The first non-finite step of this call, or None."""
