@@ -86,8 +86,14 @@ def notebook_markdown(path: Path) -> str:
 def performance_markdown() -> str:
     """``benchmarks/README.md`` with its chart renamed and links to code made plain text."""
     text = (BENCHMARKS / "README.md").read_text(encoding="utf-8")
-    text = text.replace("](results.png)", "](performance-results.png)")
+    for chart in _charts():
+        text = text.replace(f"]({chart.name})", f"](performance-{chart.name})")
     return _LOCAL_LINK.sub(r"\1", text)
+
+
+def _charts():
+    """The benchmark charts the benchmarks README shows (``results.png``, ``epochs.png``)."""
+    return sorted(BENCHMARKS.glob("*.png"))
 
 
 def bare_doctest_lines(markdown: str) -> list[int]:
@@ -182,13 +188,13 @@ def on_config(config, **kwargs):
 
 
 def on_files(files, config, **kwargs):
-    """Add the generated pages (and the benchmark chart) to the site's files."""
+    """Add the generated pages (and the benchmark charts) to the site's files."""
     for path in _notebooks():
         files.append(
             File.generated(config, f"tutorials/{path.stem}.md", content=notebook_markdown(path))
         )
     files.append(File.generated(config, "performance.md", content=performance_markdown()))
-    chart = BENCHMARKS / "results.png"
-    if chart.exists():
-        files.append(File.generated(config, "performance-results.png", abs_src_path=str(chart)))
+    for chart in _charts():
+        name = f"performance-{chart.name}"
+        files.append(File.generated(config, name, abs_src_path=str(chart)))
     return files

@@ -24,6 +24,15 @@ from . import tracker
 _DYNAMIC = (jax.Array, np.ndarray, np.generic, numbers.Number)
 
 
+class _Built(NamedTuple):
+    """One compiled variant: the jitted pure function, its bridge transaction, and the
+    ``tracker.Guarded`` it traces (an exception inside the trace is raised outside it)."""
+
+    fn: Any
+    bridge: tracker.Pure
+    guarded: tracker.Guarded
+
+
 class CompiledStep:
     """The object ``fluxjax.jit(f)`` returns: call it like ``f``."""
 
@@ -41,89 +50,67 @@ class CompiledStep:
         """The leaves (params and state) the compiled function reads and writes."""
         return list(self._leaves)
 
-    def _build(self, statics, leaves):
-        f, messages, caught = self._f, [], []
+    def _build(self, statics, leaves) -> _Built:
+        """The jitted ``pure(dyn, values, grads) -> (out, Effects)`` of ``f`` over ``leaves``
+        (one bridge transaction, ``tracker.Pure``), and that transaction, to commit."""
+        bridge = tracker.Pure(self._f, leaves, compiled=True, keep_graph=True, write_leaves=True)
 
         def pure(dyn, values, grads):
-            r = tracker.run(f, _merge(statics, dyn), leaves, values, grads, keep_graph=True)
-            if r.touched:
-                raise tracker.Retrace(r.touched)
-            messages[:] = [m for _, m in r.checks]
-            return r.out, r.values, r.grads, [ok for ok, _ in r.checks]
+            return bridge(values, *_merge(statics, dyn), grads=grads)
 
-        return _Built(jax.jit(_raising_outside(pure, caught)), messages, caught)
+        guarded = tracker.Guarded(pure)
+        return _Built(jax.jit(guarded), bridge, guarded)
+
+    def _built(self, statics, ins) -> _Built:
+        """The compiled variant for these statics, leaves and layer modes, made once. A new
+        one is traced first, apart: a trace that raises (``Retrace``: it found new leaves)
+        compiles nothing, and its variant goes."""
+        key = self._key(statics)
+        built = self._compiled.get(key)
+        if built is None:
+            built = self._compiled[key] = self._build(statics, list(self._leaves))
+            try:
+                built.guarded.tracing(built.fn.trace, *ins)
+            except BaseException:
+                self._compiled.pop(key, None)
+                raise
+        return built
+
+    def _prepare(self, statics, r):
+        """A trace touched new leaves (or asked for a setup): thread them, trace again."""
+        self._compiled.pop(self._key(statics), None)
+        if r.setup is not None:
+            r.setup()
+        known = {id(p) for p in self._leaves}
+        self._leaves = self._leaves + [p for p in r.leaves if id(p) not in known]
 
     def __call__(self, *args):
         statics = tuple(None if isinstance(a, _DYNAMIC) else a for a in args)
         dyn = [
             tracker.data(a) if isinstance(a, _DYNAMIC + (tracker.Tracked,)) else None for a in args
         ]
-        for _ in range(self._max):
-            leaves = self._leaves
-            key = self._key(statics)
-            built, fresh = self._compiled.get(key), False
-            if built is None:
-                built = self._compiled[key] = self._build(statics, list(leaves))
-                fresh = True
-            fn, messages, caught = built
-            ins = (dyn, tracker.values_of(leaves), tracker.grads_of(leaves))
-            with tracker.noting_statics() as reads:
-                if fresh:  # traced apart first: a trace that finds new leaves compiles nothing
-                    fn.trace(*ins)
-                result = None if caught else fn(*ins)
-            if caught:  # the trace raised: its variant goes, the error is raised out here
-                self._compiled.pop(key, None)
-                self._redo(caught.pop(), leaves)
-                continue
-            out, values, grads, oks = result
-            if self._guards.add(reads):  # this trace read a mode: file it under its value
-                self._compiled[self._key(statics)] = built
-            tracker.raise_failed(oks, messages)  # before any write: the call changes nothing
-            tracker.assign(leaves, values, grads)
-            return out
-        raise RuntimeError(
-            f"fluxjax.jit: {self._f!r} kept reading new params after {self._max} traces"
-        )
 
-    def _redo(self, error, leaves):
-        """After a trace raised ``error``: a ``Retrace`` adds its leaves (after its setup);
-        anything else is raised."""
-        if not isinstance(error, tracker.Retrace):
-            raise error
-        if error.setup is not None:
-            error.setup()
-        known = {id(p) for p in leaves}
-        self._leaves = leaves + [p for p in error.leaves if id(p) not in known]
+        def attempt():
+            leaves = self._leaves
+            ins = (dyn, tracker.values_of(leaves), tracker.grads_of(leaves))
+            built = self._built(statics, ins)
+            return built, built.fn(*ins)
+
+        traced = tracker.retracing(
+            attempt,
+            lambda r: self._prepare(statics, r),
+            limit=self._max,
+            what=f"fluxjax.jit: {self._f!r}",
+        )
+        built, (out, effects) = traced.out
+        if self._guards.add(traced.reads):  # this trace read a mode: file it under its value
+            self._compiled[self._key(statics)] = built
+        built.bridge.commit(effects)  # checks first: a failed one changes nothing
+        return out
 
     def _key(self, statics):
         ids = tuple(map(id, (s for s in statics if s is not None)))
         return (ids, len(self._leaves), self._guards.key())
-
-
-class _Built(NamedTuple):
-    """One traced variant: the jitted function, its checks' messages, and the exception
-    its trace caught (``_raising_outside``)."""
-
-    fn: Any
-    messages: list
-    caught: list
-
-
-def _raising_outside(pure, caught):
-    """``pure`` to trace with ``jax.jit``: an exception it raises is appended to ``caught``
-    and the trace ends normally (returning None); the caller raises it again outside the
-    trace. JAX 0.10 keeps the constants of a trace an exception left for good (a finalizer
-    holds the trace), so the param arrays a first trace found (``Retrace``) never died."""
-
-    def guarded(*args):
-        try:
-            return pure(*args)
-        except BaseException as e:
-            caught.append(e)
-            return None
-
-    guarded.__name__ = getattr(pure, "__name__", "pure")
-    return guarded
 
 
 def _merge(statics, dyn):

@@ -128,14 +128,19 @@ def plot(path, losses, trace, epochs, images, predicted, truth):
     """Write the summary figure: learning curves on the left, test digits on the right."""
     # no pyplot: no global backend, nothing shown
     Figure = require("matplotlib.figure", "demo", "the demo's figure").Figure
-    MaxNLocator = require("matplotlib.ticker", "demo", "the demo's figure").MaxNLocator
-
-    epoch_loss, epoch_acc = history(losses, trace, epochs)
-    ep = np.arange(1, epochs + 1)
     fig = Figure(figsize=(13, 6.2), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[1, 1.15])
+    _plot_curves(left, losses, trace, epochs, len(truth))
+    _plot_digits(right, images, predicted, truth)
+    fig.savefig(path, dpi=110)
 
-    ax_loss, ax_acc = left.subplots(2, 1, sharex=True)
+
+def _plot_curves(panel, losses, trace, epochs, ntest):
+    """The training loss (above) and the test accuracy (below), per step and per epoch."""
+    MaxNLocator = require("matplotlib.ticker", "demo", "the demo's figure").MaxNLocator
+    epoch_loss, epoch_acc = history(losses, trace, epochs)
+    ep = np.arange(1, epochs + 1)
+    ax_loss, ax_acc = panel.subplots(2, 1, sharex=True)
     steps = np.arange(1, len(losses) + 1) / (len(losses) / epochs)
     ax_loss.plot(steps, losses, color="tab:blue", alpha=0.25, lw=0.8, label="each step")
     ax_loss.plot(ep, epoch_loss, "o-", color="tab:blue", ms=4, label="epoch mean")
@@ -152,21 +157,22 @@ def plot(path, losses, trace, epochs, images, predicted, truth):
     ax_acc.set_xlabel("epoch")
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set_ylabel("test accuracy")
-    ax_acc.set_title(f"Test accuracy (final {epoch_acc[-1]:.1%} on {len(truth)} digits)")
+    ax_acc.set_title(f"Test accuracy (final {epoch_acc[-1]:.1%} on {ntest} digits)")
     ax_acc.legend(frameon=False, loc="lower right")
     ax_acc.grid(alpha=0.3)
 
-    picks = _digit_picks(predicted, truth)
-    right.suptitle("Test digits: predicted label (red: wrong, true label in brackets)")
-    cells = right.subplots(4, 6)
+
+def _plot_digits(panel, images, predicted, truth):
+    """A grid of test digits with their predicted labels (mistakes in red)."""
+    panel.suptitle("Test digits: predicted label (red: wrong, true label in brackets)")
+    cells = panel.subplots(4, 6)
     for ax in cells.flat:
         ax.set_axis_off()
-    for ax, i in zip(cells.flat, picks):
+    for ax, i in zip(cells.flat, _digit_picks(predicted, truth)):
         ax.imshow(images[i].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
         ok = predicted[i] == truth[i]
         label = f"{predicted[i]}" if ok else f"{predicted[i]} ({truth[i]})"
         ax.set_title(label, color="black" if ok else "tab:red", fontsize=13, weight="bold")
-    fig.savefig(path, dpi=110)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -192,6 +198,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _save_and_reload(args, model, x_test, predicted):
+    """``(path, same)``: the model saved under ``args.out``, and whether a fresh model
+    loaded from it predicts the same digits."""
+    os.makedirs(args.out, exist_ok=True)
+    checkpoint = os.path.join(args.out, "digits.safetensors")
+    fj.save(checkpoint, model)
+    reloaded = fj.load(checkpoint, build_model(args.hidden, args.model))
+    same = bool(np.array_equal(predict(reloaded, x_test), predicted))
+    print(f"model saved to {checkpoint} (reloaded: same predictions: {same})")
+    return checkpoint, same
+
+
 def main(argv=None) -> dict:
     """Run the demo with command-line ``argv``; returns what it measured and wrote."""
     args = parse_args(argv)
@@ -203,28 +221,15 @@ def main(argv=None) -> dict:
     model = build_model(args.hidden, args.model)
     print(f"model:  {model}")
     start = time.perf_counter()
-    losses, trace = train(
-        model,
-        data,
-        epochs=args.epochs,
-        lr=args.lr,
-        batchsize=args.batchsize,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
+    settings = dict(epochs=args.epochs, lr=args.lr, batchsize=args.batchsize, seed=args.seed)
+    losses, trace = train(model, data, progress=not args.no_progress, **settings)
     seconds = time.perf_counter() - start
     predicted = predict(model, x_test)
     acc = float(np.mean(predicted == y_test))
     print(f"trained {args.epochs} epochs ({len(losses)} steps) in {seconds:.1f} s")
     print(f"test accuracy: {acc:.4f} ({int(round(acc * len(y_test)))}/{len(y_test)} digits)")
 
-    os.makedirs(args.out, exist_ok=True)
-    checkpoint = os.path.join(args.out, "digits.safetensors")
-    fj.save(checkpoint, model)
-    reloaded = fj.load(checkpoint, build_model(args.hidden, args.model))
-    same = bool(np.array_equal(predict(reloaded, x_test), predicted))
-    print(f"model saved to {checkpoint} (reloaded: same predictions: {same})")
-
+    checkpoint, same = _save_and_reload(args, model, x_test, predicted)
     figure = os.path.join(args.out, "digits.png")
     plot(figure, losses, trace, args.epochs, x_test, predicted, y_test)
     print(f"figure saved to {figure}")

@@ -10,6 +10,7 @@ averages a metric over the processes. A dead or failing process ends the run wit
 heartbeat timeout (10 s by default). See ``docs/distributed.md``.
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -43,53 +44,54 @@ def initialize(
     cpu_collectives="gloo", heartbeat_timeout_seconds=10, exit_on_error=True, **kwargs)
     → starts JAX's multi-process runtime.
 
-    A thin wrapper of ``jax.distributed.initialize`` (the extra ``kwargs``, such as
-    ``local_device_ids``, ``initialization_timeout`` or ``shutdown_timeout_seconds``,
-    pass through). With no arguments JAX detects Slurm, Open MPI and Cloud TPU
-    environments itself. For CPU devices it selects the ``cpu_collectives``
-    implementation (``"gloo"``; ``"mpi"`` also exists; ``None`` leaves JAX's setting), so
-    that CPU processes can all-reduce, and turns JAX's asynchronous CPU dispatch back on
-    (fluxjax turns it off for one device; collectives need it).
+    A thin wrapper of ``jax.distributed.initialize`` (other ``kwargs``, such as
+    ``local_device_ids``, pass through; with no arguments JAX detects Slurm, Open MPI and
+    Cloud TPU). For CPU devices it selects ``cpu_collectives`` (``"gloo"``; ``"mpi"``;
+    ``None`` leaves JAX's setting) and turns JAX's asynchronous CPU dispatch back on
+    (fluxjax turns it off for one device), so that CPU processes can all-reduce.
 
-    Failures end the whole run promptly: a process that stops sending heartbeats for
-    ``heartbeat_timeout_seconds`` (killed, its machine lost) makes every other process
-    abort with a non-zero exit status; and with ``exit_on_error`` an uncaught Python
-    exception ends its process at once (status 1, after printing the traceback) rather
-    than leaving it waiting at JAX's shutdown barrier, up to 300 s, for peers that are
-    stuck waiting for it. Every process must pass the same ``num_processes``; a process
-    that disagrees with the coordinator (process 0) raises ``ValueError``, and so does
-    the coordinator.
+    Failures end the whole run promptly: a process silent for ``heartbeat_timeout_seconds``
+    (killed, its machine lost) makes every other one abort with a non-zero status; with
+    ``exit_on_error`` an uncaught exception ends its process at once (status 1, after the
+    traceback) rather than waiting up to 300 s at JAX's shutdown barrier. Every process
+    must pass the same ``num_processes``, else ``ValueError`` (the coordinator's too).
 
-    Call it first, before any JAX computation (creating a model computes), once, in
-    every process, e.g. ``initialize("10.0.0.1:1234", 2, 0)`` and
-    ``initialize("10.0.0.1:1234", 2, 1)`` in two processes, the coordinator being
-    process 0's address and a free port.
+    Call it first, before any JAX computation, once, in every process, e.g.
+    ``initialize("10.0.0.1:1234", 2, 0)`` and ``initialize("10.0.0.1:1234", 2, 1)``.
 
     >>> import fluxjax.distributed as dist
     >>> dist.process_count()  # without initialize: one process
     1
     """
     _refuse_late_or_second_call()
+    with _cpu_settings(cpu_collectives):  # a failed start puts them back
+        jax.distributed.initialize(
+            coordinator_address, num_processes, process_id,
+            heartbeat_timeout_seconds=heartbeat_timeout_seconds, **kwargs,
+        )  # fmt: skip
+    if exit_on_error:
+        sys.excepthook = _exiting(sys.excepthook)
+    _check_counts()
+
+
+@contextlib.contextmanager
+def _cpu_settings(cpu_collectives):
+    """Inside the block, JAX's CPU collectives are ``cpu_collectives`` (None: as they are)
+    and CPU dispatch is asynchronous (collectives across CPU devices can deadlock with
+    synchronous dispatch); if the block raises, the settings are put back."""
     settings = {"jax_cpu_collectives_implementation": cpu_collectives}
     if _config.SYNC_CPU_DISPATCH:
-        # collectives across CPU devices can deadlock with synchronous dispatch
         settings["jax_cpu_enable_async_dispatch"] = True
     before = {name: jax.config.values[name] for name in settings}
     try:
         for name, value in settings.items():
             if value is not None:
                 jax.config.update(name, value)
-        jax.distributed.initialize(
-            coordinator_address, num_processes, process_id,
-            heartbeat_timeout_seconds=heartbeat_timeout_seconds, **kwargs,
-        )  # fmt: skip
+        yield
     except BaseException:
         for name, value in before.items():  # a failed start changes nothing
             jax.config.update(name, value)
         raise
-    if exit_on_error:
-        sys.excepthook = _exiting(sys.excepthook)
-    _check_counts()
 
 
 def _refuse_late_or_second_call():

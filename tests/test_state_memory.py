@@ -29,10 +29,12 @@ def _train_once(layer, style, optimiser):
     x, y = np.ones((8, 5, 3), np.float32), np.ones((8, 5, 1), np.float32)
     loader = fj.DataLoader((x, y), batchsize=4)
     opt = fj.ADAM(0.01) if optimiser == "flux" else optax.adam(0.01)
+    first = [leaf.data for leaf in [*fj.params(m), *fj.states(m)]]  # the arrays it starts with
     if style == "implicit":
         loss = lambda x, y: fj.mse(m(x), y)  # noqa: E731
         fj.train_(loss, m, loader, opt)
         fj.train_(loss, m, [(x[:4], y[:4])], opt, jit=False)
+        fj.train_(loss, m, [(x[4:], y[4:])], opt)  # a list: one compiled call per item
     else:
         loss = lambda m, x, y: fj.mse(m(x), y)  # noqa: E731
         fj.train_(loss, m, loader, fj.setup(opt, m))
@@ -40,9 +42,8 @@ def _train_once(layer, style, optimiser):
     evaluate(x[:4])
     fj.testmode_(m)
     evaluate(x[:4])
-    refs = [m, loader, loss, evaluate, *fj.params(m), *fj.states(m)]
-    if optimiser == "flux":
-        refs.append(opt)
+    refs = [m, loader, loss, evaluate, *fj.params(m), *fj.states(m), *first]
+    refs.append(opt if optimiser == "flux" else opt.update)  # optax's is a tuple: its function
     return [weakref.ref(r) for r in refs]
 
 

@@ -2,13 +2,17 @@
 
 Besides the user's API (``__all__``), a small seam for the compiled paths (``train_``,
 ``fluxjax.jit``), listed in ``TRACKER_ONLY``:
-``run`` (the bridge from imperative code over leaves to a pure function of arrays),
+``Pure`` (one bridge transaction: imperative code over leaves run as a pure function of
+arrays, then checked and written back; over ``run``), ``retracing`` (the one retrace loop),
 ``Retrace``, ``check``/``raise_failed``, ``values_of``/``grads_of``/``assign``/``write_back``,
 and ``Cache``. Nothing outside the tracker touches a leaf's cell or ``_grad``.
 """
 
 from ._back import back_, update_
 from ._bridge import (
+    Effects,
+    Guarded,
+    Pure,
     Retrace,
     Run,
     assign,
@@ -17,6 +21,7 @@ from ._bridge import (
     plain,
     raise_failed,
     resize,
+    retracing,
     run,
     transaction,
     values_of,
@@ -54,4 +59,5 @@ TRACKER_ONLY = [
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
     "raise_failed", "register_leaf_finder", "run", "values_of", "warn_user", "write_back",
     "is_freed", "resize", "transaction", "Guards", "noting_statics", "static",
+    "Pure", "Effects", "retracing", "Guarded",
 ]  # fmt: skip

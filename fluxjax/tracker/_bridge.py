@@ -17,12 +17,14 @@ every leaf (value and ``.grad``) as it was.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._cache import noting_statics
 from ._cell import LeafCell, Value
 from ._trace import check, checking, keeping_graph, note, restore, swapped, watching
 
@@ -106,6 +108,147 @@ def run(f, args, leaves, values, grads=None, *, keep_graph=False) -> Run:
     return Run(out, new_values, new_grads, [b.leaf for b in touched], written, checks)
 
 
+class Effects(NamedTuple):
+    """What one pure run of ``f`` hands out of a JAX transformation, to take effect only
+    after the transformation returned (``Pure.commit``).
+
+    ``oks``: the traced flag of each ``check`` call (the messages stay with the ``Pure``).
+    ``written``: for each leaf ``f`` touched outside ``leaves``, the value it assigned
+    (None: only read). ``values``: each threaded leaf's value after ``f`` (None where
+    ``f`` left it as it came in), when the commit writes them (``write_leaves``).
+    ``grads``: each threaded leaf's ``.grad`` after ``f``, when grads were passed in."""
+
+    oks: list
+    written: list
+    values: list | None
+    grads: list | None
+
+
+class Pure:
+    """One bridge transaction: ``f`` over ``leaves`` as a pure function of their arrays.
+
+    ``pure(values, *args, grads=None) -> (out, Effects)`` runs ``f(*args)`` through ``run``
+    inside the caller's transformation (``jax.grad``, ``jax.vjp``, ``jax.jit``); every leaf
+    is put back as it was. After the transformation returned, ``commit(effects)`` raises
+    for the first failed ``check`` (nothing written yet, so the call changes nothing),
+    then writes back what ``f`` assigned: the touched leaves', and the threaded leaves'
+    with ``write_leaves``. An exception anywhere before ``commit`` is the roll back: no
+    leaf was written.
+
+    ``compiled=True`` (``fluxjax.jit``, ``train_``): a leaf outside ``leaves`` that ``f``
+    touches would be baked into the compiled code, so the trace is abandoned
+    (``Retrace``) and redone with that leaf threaded (``retracing``).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from fluxjax.tracker import param, state
+    >>> w, n = param(3.0), state(0.0)
+    >>> def f():
+    ...     n.data = n.data + 1
+    ...     return w * w
+    >>> pure = Pure(f, [w])
+    >>> g, effects = jax.grad(pure, has_aux=True)([jnp.float32(3.0)])
+    >>> pure.commit(effects)
+    >>> float(g[0]), float(n.data)
+    (6.0, 1.0)
+    """
+
+    def __init__(self, f, leaves, *, compiled=False, keep_graph=False, write_leaves=False):
+        self.f, self.leaves = f, list(leaves)
+        self.compiled, self.keep_graph, self.write_leaves = compiled, keep_graph, write_leaves
+        self.touched: list = []
+        self.messages: list = []
+
+    def __call__(self, values, *args, grads=None):
+        r = run(self.f, args, self.leaves, values, grads, keep_graph=self.keep_graph)
+        if self.compiled and r.touched:
+            raise Retrace(r.touched)
+        self.touched, self.messages = r.touched, [m for _, m in r.checks]
+        changed = None
+        if self.write_leaves:  # None where f left the leaf as it came in: nothing to write
+            changed = [v if v is not old else None for v, old in zip(r.values, values)]
+        return r.out, Effects([ok for ok, _ in r.checks], r.written, changed, r.grads)
+
+    def commit(self, effects: Effects):
+        """After the transformation returned: check, then write back (see the class)."""
+        raise_failed(effects.oks, self.messages)
+        write_back(self.touched, effects.written)
+        if effects.values is None:
+            return
+        if self.compiled:  # every threaded leaf is the compiled call's: set it directly
+            assign(self.leaves, effects.values, effects.grads)
+        else:
+            write_back(self.leaves, effects.values)
+
+
+class Guarded:
+    """Guarded(fn): ``fn`` to hand to ``jax.jit``/``jax.make_jaxpr``. Inside
+    ``tracing(trace, *args)`` an exception that ``fn`` raises while traced (``Retrace``
+    above all) is kept, the trace ends normally (returning None), and it is raised again
+    outside the trace: JAX 0.10 keeps the constants of a trace an exception left for good
+    (a finalizer holds the trace), so the arrays a first trace found would never die.
+    Outside ``tracing`` (a compiled call that traces again) it raises as usual: a trace
+    that returned None would run, and consume donated buffers.
+
+    >>> g = Guarded(lambda x: 1 / x)
+    >>> g.tracing(g, 0)
+    Traceback (most recent call last):
+    ZeroDivisionError: division by zero
+    >>> g.tracing(g, 4)
+    0.25
+    """
+
+    def __init__(self, fn):
+        self.fn, self.caught, self.keeping = fn, [], False
+        self.__name__ = getattr(fn, "__name__", "pure")
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.fn(*args, **kwargs)
+        except BaseException as e:
+            if not self.keeping:
+                raise
+            self.caught.append(e)  # raised again, outside the trace, by tracing()
+            return None
+
+    def tracing(self, trace, *args):
+        """``trace(*args)`` (e.g. ``jax.make_jaxpr(g)``, ``jax.jit(g).trace``), with an
+        exception of ``fn`` during it raised after it returns."""
+        self.keeping, self.caught = True, []
+        try:
+            out = trace(*args)
+        finally:
+            self.keeping = False
+        if self.caught:
+            raise self.caught.pop()
+        return out
+
+    def jaxpr(self, *args):
+        """``jax.make_jaxpr(fn, return_shape=True)(*args)`` through ``tracing``, traced anew
+        each time (a fresh function: JAX must not hand back a trace that ended early)."""
+        return self.tracing(jax.make_jaxpr(lambda *a: self(*a), return_shape=True), *args)
+
+
+class Traced(NamedTuple):
+    """What ``retracing`` gives back: ``attempt()``'s result and the static reads
+    (``Read``) its trace made, for the caller's ``Guards``."""
+
+    out: object
+    reads: list
+
+
+def retracing(attempt, prepare, *, limit=None, what="the step") -> Traced:
+    """Calls ``attempt()`` (which traces, or runs compiled code) until it finishes without
+    ``Retrace``; after each ``Retrace`` ``r``, ``prepare(r)`` threads ``r.leaves`` and runs
+    ``r.setup``, and ``attempt`` traces again. ``RuntimeError`` after ``limit`` tries."""
+    for _ in itertools.count() if limit is None else range(limit):
+        try:
+            with noting_statics() as reads:
+                return Traced(attempt(), reads)
+        except Retrace as r:
+            prepare(r)
+    raise RuntimeError(f"{what} kept touching new leaves after {limit} traces")
+
+
 @contextlib.contextmanager
 def transaction():
     """Inside the block, every leaf touched while concrete is noted; if the block raises,
@@ -159,8 +302,10 @@ def is_freed(x) -> bool:
 
 
 def assign(leaves, values, grads=None):
-    """After success: each leaf holds ``values[i]`` (and ``.grad`` ``grads[i]``)."""
+    """After success: each leaf holds ``values[i]`` (None: keeps its value), and ``.grad``
+    ``grads[i]`` when given."""
     for i, p in enumerate(leaves):
-        p._cell = LeafCell(values[i], p, aval=p._cell.aval)
+        if values[i] is not None:
+            p._cell = LeafCell(values[i], p, aval=p._cell.aval)
         if grads is not None:
             p._grad = grads[i]

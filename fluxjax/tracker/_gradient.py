@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _trace
-from ._bridge import as_input, raise_failed, run, scalar_of, write_back
+from ._bridge import Pure, as_input, scalar_of
 from ._cell import LeafCell
 from ._graph import plan
 from ._lift import track
@@ -102,19 +102,17 @@ def _by_param(ps, y, dy=None):
 
 
 def _pure_grad(f, args, leaves, values, argnums):
-    """``jax.grad`` through the bridge: differentiates w.r.t. ``values`` (argnums 0) or
-    ``args`` (argnums 1..); what ``f`` assigned to leaves is written back after success."""
-    runs = []
+    """``jax.grad`` through one bridge transaction (``Pure``): differentiates w.r.t.
+    ``values`` (argnums 0) or ``args`` (argnums 1..); what ``f`` assigned to leaves is
+    written back after success."""
+    pure = Pure(f, leaves)
 
     def g(vals, *a):
-        r = run(f, a, leaves, vals)
-        runs.append(r)
-        return scalar_of(r.out), (r.written, [ok for ok, _ in r.checks])
+        out, effects = pure(vals, *a)
+        return scalar_of(out), effects
 
-    gs, (written, oks) = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
-    r = runs.pop()
-    raise_failed(oks, [m for _, m in r.checks])
-    write_back(r.touched, written)
+    gs, effects = jax.grad(g, argnums=argnums, has_aux=True)(list(values), *args)
+    pure.commit(effects)
     return gs
 
 
@@ -147,20 +145,17 @@ def _like(y, Δ):
 
 
 def _pure_vjp(f, args, leaves, values):
-    """``(y, back)``: ``jax.vjp`` through the bridge; ``back(Δ)`` gives the gradients of
-    the ``leaves`` if there are any, else of the ``args``. Assigned leaves are written
-    back when it returns."""
-    runs = []
+    """``(y, back)``: ``jax.vjp`` through one bridge transaction (``Pure``); ``back(Δ)``
+    gives the gradients of the ``leaves`` if there are any, else of the ``args``.
+    Assigned leaves are written back when it returns."""
+    pure = Pure(f, leaves)
 
     def g(vals, *a):
-        r = run(f, a, leaves, vals)
-        runs.append(r)
-        return as_input(r.out), (r.written, [ok for ok, _ in r.checks])
+        out, effects = pure(vals, *a)
+        return as_input(out), effects
 
-    y, pull, (written, oks) = jax.vjp(g, list(values), *args, has_aux=True)
-    r = runs.pop()
-    raise_failed(oks, [m for _, m in r.checks])
-    write_back(r.touched, written)
+    y, pull, effects = jax.vjp(g, list(values), *args, has_aux=True)
+    pure.commit(effects)
 
     def back(Δ):
         leaf_grads, *arg_grads = pull(jnp.asarray(Δ, y.dtype))

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._bridge import as_input, raise_failed, run, values_of, write_back
+from ._bridge import Pure, as_input, values_of
 from ._node import Tracked
 
 
@@ -96,21 +96,16 @@ def stateful_vjp(f, split, out):
     twice sees its first write), and what it wrote is written back once, after success.
     """
     at = [i for i, o in enumerate(split.owner) if o is None]
+    pure = Pure(f, split.states, write_leaves=True)
     current = values_of(split.states)
-    touched, messages = [], []
 
     def g(vals):
-        r = run(f, filled(split.tree, split.owner, at, vals), split.states, current)
-        touched.append(r.touched)
-        messages[:] = [m for _, m in r.checks]
-        new = [v if v is not c else None for v, c in zip(r.values, current, strict=True)]
-        return out(r.out), (new, r.written, [ok for ok, _ in r.checks])
+        y, effects = pure(current, *filled(split.tree, split.owner, at, vals))
+        return out(y), effects
 
     vals = [as_input(split.leaves[i]) for i in at]
-    y, pull, (new, written, oks) = jax.vjp(g, vals, has_aux=True)
-    raise_failed(oks, messages)
-    write_back(touched[-1], written)
-    write_back(split.states, new)
+    y, pull, effects = jax.vjp(g, vals, has_aux=True)
+    pure.commit(effects)
 
     def back(Δ):
         (gs,) = pull(jnp.broadcast_to(jnp.asarray(Δ, y.dtype), y.shape))

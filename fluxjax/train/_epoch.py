@@ -29,8 +29,6 @@ import numpy as np
 from jax import lax
 from jax.extend.core import ClosedJaxpr, Jaxpr, jaxpr_as_fun
 
-from fluxjax import tracker
-
 from . import _sharding as sharding
 
 STRATEGIES = ("auto", "step", "scan", "unroll")
@@ -153,19 +151,14 @@ def _batch_avals(how, tensors):
 
 def _trace(runner, batch):
     """The step's jaxpr for ``batch`` and the variant it belongs to, after adding to the
-    carry the leaves the loss touches (a retrace rebuilds the variants)."""
-    while True:
-        variant = runner.entry.variant()
-        try:
-            with tracker.noting_statics() as reads:
-                closed, shape = jax.make_jaxpr(variant.pure, return_shape=True)(
-                    *runner._carry(), batch
-                )
-        except tracker.Retrace as r:
-            runner._retrace(r)
-            continue
-        runner.entry.noted(reads, variant)  # the layer modes it read key the variant
-        return closed, jax.tree.structure(shape), variant
+    carry the leaves the loss touches (``Compiled.traced``: a retrace rebuilds the
+    variants)."""
+
+    def trace(variant):
+        return variant.pure.jaxpr(*runner._carry(), batch)  # raises outside the trace
+
+    variant, (closed, shape) = runner.traced(trace)
+    return closed, jax.tree.structure(shape), variant
 
 
 def _as_function(closed, out_tree):

@@ -11,18 +11,20 @@ asked (``sync``). ``epoch_steps`` runs the steps of a ``DataLoader`` epoch as ``
 chooses (one call per step, or many in a ``jax.lax.scan``).
 
 A step whose loss, gradient or updated params are not finite changes nothing, and every
-later step of that call is skipped: ``status`` (``[good steps, why, guard]``) says which step
+later step of that call is skipped: the carried ``Status`` says which step
 failed and why (a gradient is judged by the updated params it gives), and ``train_``
 raises ``FloatingPointError`` naming it.
 """
 
+from __future__ import annotations
+
+import functools
 import types
 import weakref
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from fluxjax import tracker
@@ -44,68 +46,111 @@ def _finite(tree):
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+class Status(NamedTuple):
+    """Where a compiled call stands (three int32 scalars, carried through every step).
+
+    ``good``: steps done with finite results; ``why``: ``FINE``, or why the first bad step
+    failed (``BAD_LOSS``, ``BAD_GRADIENT``); ``params_finite``: 1 if the params were finite
+    when the call began (else only the loss is judged)."""
+
+    good: Any
+    why: Any
+    params_finite: Any
+
+
+class Failure(NamedTuple):
+    """The first non-finite step of a call (0-based) and why (``BAD_LOSS``,
+    ``BAD_GRADIENT``)."""
+
+    step: int
+    why: int
+
+
+class Carry(NamedTuple):
+    """What a compiled step takes and gives back: the params' arrays, the extras' (other
+    leaves the loss touches), the optimiser state and the ``Status``."""
+
+    arrays: list
+    extras: list
+    state: Any
+    status: Status
+
+
+def _loss_value(entry, arrays, extra_values, batch):
+    """``(loss, new extras)`` of ``entry``'s loss on ``batch``, as a pure function of the
+    params' and extras' arrays: one bridge transaction (``tracker.Pure``) whose writes
+    are the extras' new values, carried on (``Compiled.sync`` writes them back)."""
+    plist, n = entry.plist, len(arrays)
+    bridge = tracker.Pure(_call, plist + entry.extras, compiled=True, write_leaves=True)
+    out, effects = bridge([*arrays, *extra_values], entry.loss(), batch)
+    if any(v is not None for v in effects.values[:n]):
+        raise ValueError(
+            "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
+            "train_ compiles the loss as a pure function, so that change would be lost. "
+            "Do it in a callback (cb=...) or pass jit=False"
+        )
+    if jnp.ndim(out) != 0:
+        raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(out)}")
+    return out, [o if v is None else v for v, o in zip(effects.values[n:], extra_values)]
+
+
+def _judged(status, loss, new_arrays) -> tuple:
+    """``(bad, status)``: whether this step is refused (it, or an earlier one of the call,
+    was not finite), and the status after it. The params are judged only when they were
+    finite as the call began; the steps keep them finite from then on."""
+    why = jnp.where(
+        ~jnp.isfinite(loss),
+        BAD_LOSS,
+        jnp.where((status.params_finite == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
+    )
+    bad = (status.why != FINE) | (why != FINE)
+    good = status.good + (~bad).astype(jnp.int32)
+    return bad, Status(good, jnp.where(status.why != FINE, status.why, why), status.params_finite)
+
+
+def _kept(bad, new, old):
+    """``old`` where the step is refused, else ``new`` (leaf by leaf)."""
+    return [jnp.where(bad, o, n) for n, o in zip(new, old)]
+
+
 def _pure_step(entry, tx):
     """``(arrays, extras, opt_state, status, batch) -> (same..., loss)``, pure.
 
-    ``status`` is ``[good steps, why the first bad one failed, check the params]``. The
-    loss, params and extras are read from ``entry`` when JAX traces (they are alive then:
-    the running ``Compiled`` holds them), so the compiled step never owns them.
+    The loss, params and extras are read from ``entry`` when JAX traces (they are alive
+    then: the running ``Compiled`` holds them), so the compiled step never owns them.
+    Only params and extras are held at their last finite values (``_kept``): selecting the
+    optimiser state too would keep two copies alive and stop XLA updating it in place
+    (2x the step time at small sizes); a state that saw a bad step is dropped in
+    ``Compiled.finish``.
     """
-
-    def value(arrays, extra_values, batch):
-        plist, extras, loss = entry.plist, entry.extras, entry.loss()
-        n = len(plist)
-        r = tracker.run(_call, (loss, batch), plist + extras, list(arrays) + list(extra_values))
-        if r.touched:
-            raise tracker.Retrace(r.touched)
-        if any(new is not old for new, old in zip(r.values[:n], arrays)):
-            raise ValueError(
-                "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
-                "train_ compiles the loss as a pure function, so that change would be lost. "
-                "Do it in a callback (cb=...) or pass jit=False"
-            )
-        if jnp.ndim(r.out) != 0:
-            raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(r.out)}")
-        return r.out, r.values[n:]
+    value_and_grad = jax.value_and_grad(functools.partial(_loss_value, entry), has_aux=True)
 
     def step(arrays, extra_values, state, status, batch):
-        (l, new_extras), g = jax.value_and_grad(value, has_aux=True)(arrays, extra_values, batch)
+        (l, new_extras), g = value_and_grad(arrays, extra_values, batch)
         updates, new_state = tx.update(g, state, arrays)
         new_arrays = optax.apply_updates(arrays, updates)
-        # status[2]: the params were finite when the call began (else only the loss is
-        # checked); the steps keep them finite from then on, so the old ones need no check
-        why = jnp.where(
-            ~jnp.isfinite(l),
-            BAD_LOSS,
-            jnp.where((status[2] == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
+        bad, status = _judged(status, l, new_arrays)
+        return (
+            _kept(bad, new_arrays, arrays),
+            _kept(bad, new_extras, extra_values),
+            new_state,
+            status,
+            l,
         )
-        bad = (status[1] != FINE) | (why != FINE)
-        # Only params and extras are held at their last finite values: selecting the
-        # optimiser state too would keep two copies alive and stop XLA updating it in
-        # place (2x the step time at small sizes). A state that saw a bad step is dropped
-        # in ``finish``.
-        kept = [jnp.where(bad, old, new) for new, old in zip(new_arrays, arrays)]
-        kept_extras = [jnp.where(bad, old, new) for new, old in zip(new_extras, extra_values)]
-        status = jnp.stack(
-            [
-                status[0] + (~bad).astype(jnp.int32),
-                jnp.where(status[1] != FINE, status[1], why),
-                status[2],
-            ]
-        )
-        return kept, kept_extras, new_state, status, l
 
     return step
 
 
 @jax.jit
 def _start(arrays, state):
-    """Fresh copies of a call's params and optimiser state (they get donated), and whether
-    the params are finite: one compiled call where three would cost a dispatch each. The
-    extras are copied apart (``_copies``): the first call finds them while it runs, so
-    folding them in would compile this again on the second call."""
+    """Fresh copies of a call's params and optimiser state (they get donated), and its
+    starting ``Status`` (whether the params are finite): one compiled call where three
+    would cost a dispatch each, and no wait for the device. The extras are copied apart
+    (``_copies``): the first call finds them while it runs, so folding them in would
+    compile this again on the second call."""
     copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
-    return copy(arrays), copy(state), _finite(arrays)
+    zero, fine = jnp.int32(0), jnp.int32(FINE)
+    return copy(arrays), copy(state), Status(zero, fine, _finite(arrays).astype(jnp.int32))
 
 
 _copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
@@ -159,11 +204,13 @@ def _snapshot(loss):
 
 
 class _Variant(NamedTuple):
-    """One compiled step (and its epoch plans, ``_epoch.py``) for one set of layer modes."""
+    """One compiled step (and its epoch plans, ``_epoch.py``) for one set of layer modes;
+    ``pure`` is a ``tracker.Guarded``: its first trace raises outside JAX's trace."""
 
     pure: Any
     step: Any
     scans: dict
+    called: list  # [True] once ``step`` was traced apart and ran
 
 
 def _hold(x, on_death=None):
@@ -221,8 +268,8 @@ class _Entry:
         key = self.guards.key()
         v = self.variants.get(key)
         if v is None:
-            pure = _pure_step(self, as_transformation(self.opt()))
-            v = _Variant(pure, jax.jit(pure, donate_argnums=(0, 1, 2, 3)), {})
+            pure = tracker.Guarded(_pure_step(self, as_transformation(self.opt())))
+            v = _Variant(pure, jax.jit(pure, donate_argnums=(0, 1, 2, 3)), {}, [])
             self.variants[key] = v
         return v
 
@@ -257,7 +304,8 @@ def _compiled_for(loss, plist, opt):
 
 
 class Compiled:
-    """Runs steps through one compiled function; params as a flat list of arrays."""
+    """Runs steps through one compiled function; params as a flat list of arrays, carried
+    between calls in a ``Carry``."""
 
     def __init__(self, loss, plist, opt, layout=sharding.ONE_DEVICE):
         self.plist, self.opt, self.layout = plist, opt, layout
@@ -265,21 +313,36 @@ class Compiled:
         self.entry = _compiled_for(loss, plist, opt)
         values = tracker.values_of(plist)
         extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
-        arrays, state, finite = _start(values, get_state(opt, plist, values))
-        self.arrays = sharding.place_params(layout, arrays)
-        self.extras = sharding.place_data(layout, extras)
-        self.state = sharding.place_params(layout, state)
-        status = np.array([0, FINE, int(finite)], np.int32)
-        self.status = sharding.place_data(layout, jax.device_put(status))
+        arrays, state, status = _start(values, get_state(opt, plist, values))
+        self.carry = Carry(
+            sharding.place_params(layout, arrays),
+            sharding.place_data(layout, extras),
+            sharding.place_params(layout, state),
+            sharding.place_data(layout, status),
+        )
+
+    @property
+    def arrays(self):  # the carry's parts, for _epoch.py and _checkpoint.py
+        return self.carry.arrays
+
+    @property
+    def extras(self):
+        return self.carry.extras
+
+    @property
+    def state(self):
+        return self.carry.state
 
     def resume(self):
         """Carry on from the leaves' current values (copies: the carry gets donated)."""
         lay = self.layout
-        self.arrays = sharding.place_params(lay, _copies(tracker.values_of(self.plist)))
-        self.extras = sharding.place_data(lay, _copies(tracker.values_of(self.entry.extras)))
+        self.carry = self.carry._replace(
+            arrays=sharding.place_params(lay, _copies(tracker.values_of(self.plist))),
+            extras=sharding.place_data(lay, _copies(tracker.values_of(self.entry.extras))),
+        )
 
-    def _carry(self):
-        return (self.arrays, self.extras, self.state, self.status)
+    def _carry(self) -> Carry:
+        return self.carry
 
     def _retrace(self, r):
         """The trace touched leaves outside the carry (add them as extras), or asked for a
@@ -297,49 +360,69 @@ class Compiled:
             return
         self.entry.add_extras(new)
         added = sharding.place_data(self.layout, _copies(tracker.values_of(new)))
-        self.extras = list(self.extras) + list(added)
+        self.carry = self.carry._replace(extras=[*self.carry.extras, *added])
 
     def sync(self):
         """Write the carried values into the leaves (skipped if a call was cut short)."""
-        if not any(a.is_deleted() for a in jax.tree.leaves((self.arrays, self.extras))):
-            tracker.assign(self.plist, sharding.gather(self.layout, self.arrays))
-            tracker.assign(self.entry.extras, sharding.gather(self.layout, self.extras))
+        arrays, extras = self.carry.arrays, self.carry.extras
+        if not any(a.is_deleted() for a in jax.tree.leaves((arrays, extras))):
+            tracker.assign(self.plist, sharding.gather(self.layout, arrays))
+            tracker.assign(self.entry.extras, sharding.gather(self.layout, extras))
 
     def finish(self):
         """Write back the leaves; keep the optimiser state unless a step went non-finite
         (then the state from the start of this ``train_`` call stays)."""
         self.sync()
-        if any(a.is_deleted() for a in jax.tree.leaves(self.state)) or self.failure():
+        state = self.carry.state
+        if any(a.is_deleted() for a in jax.tree.leaves(state)) or self.failure():
             return
-        put_state(self.opt, self.plist, sharding.gather(self.layout, self.state))
+        put_state(self.opt, self.plist, sharding.gather(self.layout, state))
 
-    def failure(self):
-        """``(step, why)`` of the first non-finite step of this call, or None."""
-        if self.status.is_deleted():
+    def failure(self) -> Failure | None:
+        """The first non-finite step of this call, or None."""
+        if self.carry.status.why.is_deleted():
             return None
-        good, why, _ = (int(v) for v in np.asarray(self.status))
-        return None if why == FINE else (good, why)
+        status = jax.device_get(self.carry.status)
+        return None if status.why == FINE else Failure(int(status.good), int(status.why))
+
+    def traced(self, call):
+        """``(variant, call(variant))`` for the current step variant, traced again (the
+        one retrace loop, ``tracker.retracing``) until the loss touches no leaf outside
+        the carry; the layer modes the trace read key the variant."""
+
+        def attempt():
+            variant = self.entry.variant()
+            return variant, call(variant)
+
+        traced = tracker.retracing(attempt, self._retrace, what="train_")
+        self.entry.noted(traced.reads, traced.out[0])
+        return traced.out
 
     def step(self, item):
         item = sharding.place_batch(self.layout, item)
-        while True:
-            v = self.entry.variant()
-            try:
-                with tracker.noting_statics() as reads:
-                    *carry, l = v.step(*self._carry(), item)
-            except tracker.Retrace as r:
-                self._retrace(r)
-                continue
-            self.entry.noted(reads, v)
-            self.arrays, self.extras, self.state, self.status = carry
-            return sharding.settle(self.layout, l)
+        _, out = self.traced(lambda v: self._called(v, (*self.carry, item)))
+        return self.advanced(out)
+
+    @staticmethod
+    def _called(v, args):
+        """``v.step(*args)``; before its first call the step is traced apart
+        (``tracker.Guarded.jaxpr``), so a trace that finds new leaves raises outside JAX's
+        trace, and runs nothing."""
+        if not v.called:
+            v.pure.jaxpr(*args)
+            v.called.append(True)
+        return v.step(*args)
+
+    def advanced(self, out):
+        """Keeps the new carry of a compiled call's ``(*carry, losses)``; the losses."""
+        *carry, losses = out
+        self.carry = Carry(*carry)
+        return sharding.settle(self.layout, losses)
 
     def advance(self, fn, *args):
         """One compiled call ``fn(*carry, *args) -> (*carry, losses)``: keeps the new carry,
         returns the losses (``_epoch.run`` calls it with its per-step or scan functions)."""
-        *carry, losses = fn(*self._carry(), *args)
-        self.arrays, self.extras, self.state, self.status = carry
-        return sharding.settle(self.layout, losses)
+        return self.advanced(fn(*self.carry, *args))
 
     def epoch_steps(self, loader, order, start, n, strategy):
         """Steps ``start .. start + n`` of an epoch of ``loader``, run by ``strategy``."""

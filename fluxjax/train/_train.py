@@ -11,9 +11,11 @@ A ``DataLoader`` over arrays goes to the device once; each step gathers its batc
 and ``_epoch.py`` runs the steps one compiled call each or many per ``jax.lax.scan``.
 """
 
+import dataclasses
 import math
 import sys
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -133,10 +135,10 @@ class _Loop:
             failed = self.runner.failure()
             host = self.host()
             if failed is not None:
-                bad = np.flatnonzero(~np.isfinite(host[: failed[0] + 1]))
+                bad = np.flatnonzero(~np.isfinite(host[: failed.step + 1]))
                 if bad.size:
                     raise nonfinite_error(float(host[bad[0]]), int(bad[0]))
-                raise nonfinite_gradient_error(failed[0])
+                raise nonfinite_gradient_error(failed.step)
             bad = np.flatnonzero(~np.isfinite(host))
             if bad.size:
                 raise nonfinite_error(float(host[bad[0]]), int(bad[0]))
@@ -191,6 +193,135 @@ def _flush(callbacks):
             f.flush()
 
 
+class _Options(NamedTuple):
+    """``train_``'s keyword arguments, as passed."""
+
+    cb: Any
+    epochs: int
+    progress: Any
+    jit: bool
+    devices: Any
+    shard_params: bool
+    checkpoint: Any
+    checkpoint_every: Any
+    strategy: str
+
+
+class _Job(NamedTuple):
+    """A validated call: the params as a list, the device layout and the callbacks."""
+
+    plist: list
+    layout: sharding.Layout
+    callbacks: list
+
+
+@dataclasses.dataclass
+class _Session:
+    """One ``train_`` call's running state: the step runner (compiled or eager), the loop
+    of steps and losses, the progress bar, the checkpointer and the data (a resumed
+    checkpoint's loader) over ``epochs`` epochs still to run."""
+
+    runner: Any
+    loop: _Loop
+    bar: _Bar | None
+    ckpt: Any
+    data: Any
+    epochs: int
+    strategy: str
+    callbacks: list
+
+
+def _validated(ps, data, o: _Options) -> _Job:
+    """Rejects a call that cannot run (no params, bad devices, strategy or data), before
+    anything is changed."""
+    plist = _param_list(ps)
+    if not plist and type(ps) is not tracker.Params:  # an explicit Params([]) runs, as Flux
+        raise ValueError(
+            "train_ got no params to train: pass params(model) or the model itself, "
+            "with at least one param(...) in it"
+        )
+    layout = sharding.layout(o.devices, o.shard_params)
+    sharding.check_batches(layout, data)
+    if layout.mesh is not None and not o.jit:
+        raise ValueError("devices= needs jit=True: the eager loop runs on one device")
+    check_strategy(o.strategy, jit=o.jit, loader=isinstance(data, DataLoader))
+    if o.epochs > 1 and iter(data) is data:
+        raise ValueError(
+            f"epochs={o.epochs} needs data that can be iterated again (a list, a DataLoader), "
+            f"not a one-shot iterator"
+        )
+    return _Job(plist, layout, _callback_list(o.cb))
+
+
+def _show_progress(progress) -> bool:
+    """``progress``, or by default: in a terminal or a notebook, when tqdm is installed."""
+    if progress is not None:
+        return progress
+    if not _interactive():
+        return False
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _placed(loss, ps, data, opt, job: _Job, o: _Options) -> _Session:
+    """Restores a checkpoint (before the runner copies the values; it then writes them as
+    a callback), and puts the params and optimiser state where the steps run."""
+    show, callbacks, epochs = _show_progress(o.progress), job.callbacks, o.epochs
+    total = len(data) * epochs if hasattr(data, "__len__") else None
+    plist = job.plist
+    ckpt = checkpointer(o.checkpoint, o.checkpoint_every, loss, ps, plist, data, opt, epochs)
+    if ckpt is not None:
+        data, callbacks, total = ckpt.data, [*callbacks, ckpt], ckpt.total - ckpt.start
+        epochs = ckpt.epochs_left
+    runner = Compiled(loss, plist, opt, job.layout) if o.jit else Eager(loss, plist, opt)
+    bar = _Bar(total) if show else None
+    loop = _Loop(runner, callbacks, bar)
+    if ckpt is not None:
+        ckpt.attach(loop, runner)
+    return _Session(runner, loop, bar, ckpt, data, epochs, o.strategy, callbacks)
+
+
+def _run(s: _Session, jit: bool):
+    """Runs every step, then waits for the last and checks the losses; ``stop()`` ends it
+    cleanly; a loss that needs concrete values under ``jit=True`` says so."""
+    compiled_epochs = jit and isinstance(s.data, DataLoader) and s.data.keys is None
+    try:
+        for _ in range(s.epochs):
+            if compiled_epochs:  # dicts: per step
+                s.loop.epoch(s.data, s.strategy)
+            else:
+                for item in s.data:
+                    s.loop.item(item)
+        s.runner.sync()
+        s.loop.check(wait=True)
+        _flush(s.callbacks)
+    except StopTraining:
+        pass
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as e:
+        if jit and hasattr(e, "add_note"):
+            e.add_note(
+                "train_ compiles the loss (jit=True), so it sees abstract values: a loss "
+                "that needs concrete ones (float(), if on a value, printing) needs jit=False."
+            )
+        raise
+
+
+def _write_back(s: _Session):
+    """The params, state leaves and optimiser state take their trained values."""
+    s.runner.finish()
+    if s.bar is not None:
+        s.bar.close()
+
+
+def _report(s: _Session):
+    """Raises for a non-finite step; else the loss of every step (a resumed run's too)."""
+    s.loop.check(wait=True)
+    return s.loop.losses() if s.ckpt is None else s.ckpt.finish()
+
+
 def train_(
     loss, ps, data, opt, *, cb=None, epochs=1, progress=None, jit=True, devices=None,
     shard_params=False, checkpoint=None, checkpoint_every=None, strategy="auto",
@@ -198,55 +329,14 @@ def train_(
     """train_(loss, ps, data, opt; cb=None, epochs=1, progress=None, jit=True, devices=None,
     shard_params=False, checkpoint=None, checkpoint_every=None, strategy="auto") → losses.
 
-    For each item of ``data`` (``epochs`` times): ``l = loss(*item)`` for a tuple item,
-    ``loss(item)`` otherwise; the gradient of ``l`` w.r.t. the params ``ps`` (a ``Params``,
-    or a model whose ``params`` are used); one step of ``opt`` (a fluxjax optimiser or an
-    optax transformation; its state carries over to the next ``train_`` with the same
-    ``opt`` and ``ps``); then every callback in ``cb`` (a function or a list). ``stop()``
-    in a callback ends training after that step.
-
-    ``jit=True`` compiles the step once (items must be arrays or pytrees of arrays; values
-    the loss reads that are not in ``ps`` are constants of the compiled step). Params are
-    updated on the device and written back before each callback and at the end.
-    ``jit=False`` is Flux's eager loop: ``loss`` runs in Python on concrete values at every
-    step (for losses with side effects or value-dependent Python), then ``back_`` from
-    zeroed gradients.
-
-    With ``jit=True`` and a ``DataLoader``, the data goes to the device once and each
-    step gathers its batch there; ``strategy`` says how the steps run: ``"scan"``, a
-    whole epoch in one compiled ``jax.lax.scan``; ``"unroll"``, the same scan unrolled
-    8 steps per iteration (faster convolutions on CPU, longer compiles); ``"step"``, one
-    compiled call per step; ``"auto"`` (default), ``"step"`` for a step that convolves
-    on a CPU, ``"scan"`` otherwise (chosen once per step signature). All give the same
-    results. When there are callbacks or a progress bar, an epoch runs in about ten
-    chunks (``ceil(full batches / 10)`` steps each) with the callbacks called once after
-    each chunk rather than after every step; a last partial batch is one more step.
-    Pass ``list(loader)`` to get callbacks after every step.
-
-    ``devices`` (``"all"``, an int n for the first n devices, or a list) trains data
-    parallel: each batch is split along its first axis over the devices (a batch size
-    the device count does not divide raises ``ValueError``), params and optimiser state
-    are replicated, or split over the devices with ``shard_params=True``; the compiled
-    step combines the gradients. Afterwards the params are ordinary arrays on one device
-    again. See ``docs/distributed.md``.
-
-    Explicit style: ``opt`` may be ``setup(opt, model)``'s state, with ``loss(model, *item)``;
-    given a rule instead (``train_(loss, model, data, ADAM())`` with a loss that takes the
-    model first), ``train_`` sets it up itself, continuing ``opt``'s state for the model.
-
-    ``checkpoint=folder`` makes training resumable: if ``folder`` holds a checkpoint of this
-    training, its params, state leaves, optimiser state, data position and random streams
-    are restored first and training continues; a checkpoint is written atomically every
-    ``checkpoint_every`` steps (default: at each epoch end) and at the end. ``epochs`` is
-    the total, so rerunning the same command after a kill finishes the remaining steps,
-    and after completion runs none; the losses returned are those of every step, earlier
-    runs' included. ``data`` must be a ``DataLoader`` or a list of batches. See
-    ``docs/checkpoints.md``.
-
-    A NaN or infinite loss raises ``FloatingPointError`` naming the step (0-based), with
-    the params at their values from before that step. ``progress`` shows a tqdm bar with
-    the latest loss (default: when stderr is a terminal or in a notebook). Returns the
-    loss of every step as a 1-D array.
+    For each item of ``data``, ``epochs`` times: ``loss(*item)`` (``loss(item)`` for a
+    non-tuple), its gradient w.r.t. ``ps`` (a ``Params``, or a model), one step of ``opt``,
+    then each callback of ``cb`` (``stop()`` ends training). ``jit=True`` compiles the step;
+    a ``DataLoader`` epoch runs by ``strategy`` ("auto", "step", "scan", "unroll"), with
+    callbacks after each tenth of it. ``jit=False`` is Flux's eager loop. ``devices`` trains
+    data parallel, ``checkpoint=folder`` resumably; ``opt`` may be ``setup(opt, model)`` for
+    ``loss(model, *item)``. A non-finite step raises ``FloatingPointError`` naming it, the
+    params as before it. Returns every step's loss. See docs/training.md.
 
     >>> import jax.numpy as jnp
     >>> from fluxjax.tracker import param, Params
@@ -257,68 +347,15 @@ def train_(
     >>> losses.shape, float(losses[-1]) < 1e-6
     ((100,), True)
     """
+    o = _Options(
+        cb, epochs, progress, jit, devices, shard_params, checkpoint, checkpoint_every, strategy
+    )
     opt = as_explicit(loss, ps, data, opt)  # train_(loss, model, data, ADAM()): set up
     if hasattr(opt, "explicit_train_"):  # modern Flux: train_(loss, model, data, setup(...))
-        return opt.explicit_train_(
-            train_, loss, ps, data, cb=cb, epochs=epochs, progress=progress, jit=jit,
-            devices=devices, shard_params=shard_params, checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every, strategy=strategy,
-        )  # fmt: skip
-    plist = _param_list(ps)
-    if not plist and type(ps) is not tracker.Params:  # an explicit Params([]) runs, as Flux
-        raise ValueError(
-            "train_ got no params to train: pass params(model) or the model itself, "
-            "with at least one param(...) in it"
-        )
-    layout = sharding.layout(devices, shard_params)
-    sharding.check_batches(layout, data)
-    if layout.mesh is not None and not jit:
-        raise ValueError("devices= needs jit=True: the eager loop runs on one device")
-    check_strategy(strategy, jit=jit, loader=isinstance(data, DataLoader))
-    callbacks = _callback_list(cb)
-    if epochs > 1 and iter(data) is data:
-        raise ValueError(
-            f"epochs={epochs} needs data that can be iterated again (a list, a DataLoader), "
-            f"not a one-shot iterator"
-        )
-    show = _interactive() if progress is None else progress
-    if show and progress is None:
-        try:
-            import tqdm  # noqa: F401
-        except ImportError:
-            show = False
-    total = len(data) * epochs if hasattr(data, "__len__") else None
-    # restores a checkpoint (before the runner copies the values), then writes them as a callback
-    ckpt = checkpointer(checkpoint, checkpoint_every, loss, ps, plist, data, opt, epochs)
-    if ckpt is not None:
-        data, callbacks, total = ckpt.data, [*callbacks, ckpt], ckpt.total - ckpt.start
-    runner = Compiled(loss, plist, opt, layout) if jit else Eager(loss, plist, opt)
-    bar = _Bar(total) if show else None
-    loop = _Loop(runner, callbacks, bar)
-    if ckpt is not None:
-        ckpt.attach(loop, runner)
+        return opt.explicit_train_(train_, loss, ps, data, **o._asdict())
+    session = _placed(loss, ps, data, opt, _validated(ps, data, o), o)
     try:
-        for _ in range(epochs if ckpt is None else ckpt.epochs_left):
-            if jit and isinstance(data, DataLoader) and data.keys is None:  # dicts: per step
-                loop.epoch(data, strategy)
-            else:
-                for item in data:
-                    loop.item(item)
-        runner.sync()
-        loop.check(wait=True)
-        _flush(callbacks)
-    except StopTraining:
-        pass
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as e:
-        if jit and hasattr(e, "add_note"):
-            e.add_note(
-                "train_ compiles the loss (jit=True), so it sees abstract values: a loss "
-                "that needs concrete ones (float(), if on a value, printing) needs jit=False."
-            )
-        raise
+        _run(session, jit)
     finally:
-        runner.finish()
-        if bar is not None:
-            bar.close()
-    loop.check(wait=True)
-    return loop.losses() if ckpt is None else ckpt.finish()
+        _write_back(session)
+    return _report(session)
