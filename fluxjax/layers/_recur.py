@@ -85,6 +85,12 @@ def _plain_tracer(y):
     return isinstance(y, jax.core.Tracer)
 
 
+def _gives_plain(x, h):
+    """Whether a step over ``x`` from ``h`` surely gives plain JAX values (not tracked ones):
+    a lifted function given a plain tracer evaluates at once (``tracker.track``)."""
+    return any(_plain_tracer(v) for v in (x, *_as_tuple(h)))
+
+
 def _like(h, values):
     return tuple(values) if isinstance(h, tuple) else values[0]
 
@@ -147,18 +153,23 @@ class Recur:
 
     def _sequence(self, x):
         """``(n, time, in) -> (n, time, out)``. Inside a trace whose steps give plain JAX
-        values, the steps after the first run as one ``jax.lax.scan``."""
-        h, y = self._step(x[:, 0])
-        if x.shape[1] == 1 or not _plain_tracer(y):
+        values, every step runs in one ``jax.lax.scan``; otherwise step by step."""
+        batch = tuple(x.shape[:1])
+        h = self._current(batch)
+        if x.shape[1] == 1 or not _gives_plain(x, h):
+            h, y = self.cell(h, x[:, 0])
+            self._remember(h, batch)
             ys = [y] + [self._step(x[:, t])[1] for t in range(1, x.shape[1])]
             return _stack(ys)
+        # plain values (as the cell's lifted step reads them), each of the batch's shape
+        h = _like(h, [jnp.broadcast_to(data(v), (*batch, v.shape[-1])) for v in _as_tuple(h)])
 
-        def body(h, xt):
+        def body(h, xt):  # a new function per trace: JAX caches a scan's body by identity
             return self.cell(h, xt)
 
-        h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x[:, 1:]), 0, 1))
-        self._remember(h, tuple(x.shape[:1]))
-        return jnp.concatenate([y[:, None], jnp.swapaxes(ys, 0, 1)], axis=1)
+        h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x), 0, 1))
+        self._remember(h, batch)
+        return jnp.swapaxes(ys, 0, 1)
 
     def _live(self):
         """The carry an earlier step of this evaluation left, or None."""
