@@ -215,7 +215,9 @@ class Recur:
             raise self._mismatch(_shape(held[0]), batch)
         for i, s in zip(init, held):
             source = data(i) if fresh else data(s)
-            tracker.resize(s, jnp.broadcast_to(source, (*batch, i.shape[-1])))
+            # broadcast on the host: a device broadcast compiles once per batch shape
+            shape = (*batch, i.shape[-1])
+            tracker.resize(s, jax.device_put(np.broadcast_to(np.asarray(source), shape)))
         if reset:
             write(self, "fresh", np.ones((), np.float32))
 

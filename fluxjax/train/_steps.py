@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax import lax
 
 from fluxjax import tracker
 from fluxjax.tracker import Cache
@@ -34,6 +35,8 @@ from ._optimisers import as_transformation
 from ._update import get_state, put_state, settings
 
 FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
+UNCHECKED = -1
+"""``status[2]`` before the first step of a call has checked that the params are finite."""
 
 
 def _call(loss, item):
@@ -73,24 +76,27 @@ def _pure_step(entry, tx):
         updates, new_state = tx.update(g, state, arrays)
         new_arrays = optax.apply_updates(arrays, updates)
         # status[2]: the params were finite when the call began (else only the loss is
-        # checked); the steps keep them finite from then on, so the old ones need no check
+        # checked), found at its first step (UNCHECKED); the steps keep them finite from
+        # then on, so the old ones need no check after that
+        check = lax.cond(status[2] == UNCHECKED, _finite_int, lambda _: status[2], arrays)
         why = jnp.where(
             ~jnp.isfinite(l),
             BAD_LOSS,
-            jnp.where((status[2] == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
+            jnp.where((check == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
         )
         bad = (status[1] != FINE) | (why != FINE)
         # Only params and extras are held at their last finite values: selecting the
         # optimiser state too would keep two copies alive and stop XLA updating it in
         # place (2x the step time at small sizes). A state that saw a bad step is dropped
-        # in ``finish``.
-        kept = [jnp.where(bad, old, new) for new, old in zip(new_arrays, arrays)]
-        kept_extras = [jnp.where(bad, old, new) for new, old in zip(new_extras, extra_values)]
+        # in ``finish``. One ``cond`` picks them all (a select per leaf compiles slower).
+        kept, kept_extras = lax.cond(
+            bad, lambda: (list(arrays), list(extra_values)), lambda: (new_arrays, new_extras)
+        )
         status = jnp.stack(
             [
                 status[0] + (~bad).astype(jnp.int32),
                 jnp.where(status[1] != FINE, status[1], why),
-                status[2],
+                check,
             ]
         )
         return kept, kept_extras, new_state, status, l
@@ -98,18 +104,15 @@ def _pure_step(entry, tx):
     return step
 
 
-@jax.jit
-def _start(arrays, state):
-    """Fresh copies of a call's params and optimiser state (they get donated), and whether
-    the params are finite: one compiled call where three would cost a dispatch each. The
-    extras are copied apart (``_copies``): the first call finds them while it runs, so
-    folding them in would compile this again on the second call."""
-    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
-    return copy(arrays), copy(state), _finite(arrays)
+def _copies(tree):
+    """Fresh device copies of a pytree of arrays (the carry gets donated): a copy on the
+    device, with nothing to compile."""
+    return jax.device_put(tree, may_alias=False)
 
 
-_copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
-"""Fresh device copies of a pytree of arrays in one call (the carry gets donated)."""
+def _finite_int(tree):
+    return _finite(tree).astype(jnp.int32)
+
 
 _CACHE = Cache(8, "train_ steps")
 _SEEN_LOOSE = Cache(64, "train_ recompile warnings")
@@ -265,11 +268,11 @@ class Compiled:
         self.entry = _compiled_for(loss, plist, opt)
         values = tracker.values_of(plist)
         extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
-        arrays, state, finite = _start(values, get_state(opt, plist, values))
+        arrays, state = _copies((values, get_state(opt, plist, values)))
         self.arrays = sharding.place_params(layout, arrays)
         self.extras = sharding.place_data(layout, extras)
         self.state = sharding.place_params(layout, state)
-        status = np.array([0, FINE, int(finite)], np.int32)
+        status = np.array([0, FINE, UNCHECKED], np.int32)
         self.status = sharding.place_data(layout, jax.device_put(status))
 
     def resume(self):
