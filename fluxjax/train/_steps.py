@@ -11,11 +11,14 @@ asked (``sync``). ``epoch_steps`` runs the steps of a ``DataLoader`` epoch as ``
 chooses (one call per step, or many in a ``jax.lax.scan``).
 
 A step whose loss, gradient or updated params are not finite changes nothing, and every
-later step of that call is skipped: ``status`` (``[good steps, why, guard]``) says which step
+later step of that call is skipped: the carried ``Status`` says which step
 failed and why (a gradient is judged by the updated params it gives), and ``train_``
 raises ``FloatingPointError`` naming it.
 """
 
+from __future__ import annotations
+
+import functools
 import types
 import weakref
 from typing import Any, NamedTuple
@@ -36,7 +39,7 @@ from ._update import get_state, put_state, settings
 
 FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
 UNCHECKED = -1
-"""``status[2]`` before the first step of a call has checked that the params are finite."""
+"""``Status.params_finite`` before the call's first step has looked at the params."""
 
 
 def _call(loss, item):
@@ -47,71 +50,103 @@ def _finite(tree):
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+class Status(NamedTuple):
+    """Where a compiled call stands (three int32 scalars, carried through every step).
+
+    ``good``: steps done with finite results; ``why``: ``FINE``, or why the first bad step
+    failed (``BAD_LOSS``, ``BAD_GRADIENT``); ``params_finite``: 1 if the params were finite
+    when the call began (else only the loss is judged), ``UNCHECKED`` until its first step
+    has looked."""
+
+    good: Any
+    why: Any
+    params_finite: Any
+
+
+class Carry(NamedTuple):
+    """What a compiled step takes and gives back: the params' arrays, the extras' (other
+    leaves the loss touches), the optimiser state and the ``Status``."""
+
+    arrays: list
+    extras: list
+    state: Any
+    status: Status
+
+
+def _loss_value(entry, arrays, extra_values, batch):
+    """``(loss, new extras)`` of ``entry``'s loss on ``batch``, as a pure function of the
+    params' and extras' arrays (through the tracker's bridge, ``tracker.Pure``)."""
+    plist, extras = entry.plist, entry.extras
+    n = len(plist)
+    r = tracker.run(_call, (entry.loss(), batch), plist + extras, [*arrays, *extra_values])
+    if r.touched:
+        raise tracker.Retrace(r.touched)
+    out, values = r.out, r.values
+    if any(new is not old for new, old in zip(values[:n], arrays)):
+        raise ValueError(
+            "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
+            "train_ compiles the loss as a pure function, so that change would be lost. "
+            "Do it in a callback (cb=...) or pass jit=False"
+        )
+    if jnp.ndim(out) != 0:
+        raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(out)}")
+    return out, values[n:]
+
+
+def _judged(status, loss, new_arrays, arrays) -> tuple:
+    """``(bad, status)``: whether this step is refused (it, or an earlier one of the call,
+    was not finite), and the status after it. The params are judged only when they were
+    finite as the call began (its first step looks at ``arrays``, inside a ``lax.cond``:
+    no compile of its own); the steps keep them finite from then on."""
+    unchecked = status.params_finite == UNCHECKED
+    check = lax.cond(unchecked, _finite_int, lambda _: status.params_finite, arrays)
+    why = jnp.where(
+        ~jnp.isfinite(loss),
+        BAD_LOSS,
+        jnp.where((check == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
+    )
+    bad = (status.why != FINE) | (why != FINE)
+    good = status.good + (~bad).astype(jnp.int32)
+    return bad, Status(good, jnp.where(status.why != FINE, status.why, why), check)
+
+
+def _finite_int(tree):
+    return _finite(tree).astype(jnp.int32)
+
+
+def _kept(bad, new, old):
+    """``old`` where the step is refused, else ``new`` (pytrees of the same arrays): one
+    ``lax.cond`` for them all (a select per leaf takes longer to compile)."""
+    return lax.cond(bad, lambda: old, lambda: new)
+
+
 def _pure_step(entry, tx):
     """``(arrays, extras, opt_state, status, batch) -> (same..., loss)``, pure.
 
-    ``status`` is ``[good steps, why the first bad one failed, check the params]``. The
-    loss, params and extras are read from ``entry`` when JAX traces (they are alive then:
-    the running ``Compiled`` holds them), so the compiled step never owns them.
+    The loss, params and extras are read from ``entry`` when JAX traces (they are alive
+    then: the running ``Compiled`` holds them), so the compiled step never owns them.
+    Only params and extras are held at their last finite values (``_kept``): selecting the
+    optimiser state too would keep two copies alive and stop XLA updating it in place
+    (2x the step time at small sizes); a state that saw a bad step is dropped in
+    ``Compiled.finish``.
     """
-
-    def value(arrays, extra_values, batch):
-        plist, extras, loss = entry.plist, entry.extras, entry.loss()
-        n = len(plist)
-        r = tracker.run(_call, (loss, batch), plist + extras, list(arrays) + list(extra_values))
-        if r.touched:
-            raise tracker.Retrace(r.touched)
-        if any(new is not old for new, old in zip(r.values[:n], arrays)):
-            raise ValueError(
-                "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
-                "train_ compiles the loss as a pure function, so that change would be lost. "
-                "Do it in a callback (cb=...) or pass jit=False"
-            )
-        if jnp.ndim(r.out) != 0:
-            raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(r.out)}")
-        return r.out, r.values[n:]
+    value_and_grad = jax.value_and_grad(functools.partial(_loss_value, entry), has_aux=True)
 
     def step(arrays, extra_values, state, status, batch):
-        (l, new_extras), g = jax.value_and_grad(value, has_aux=True)(arrays, extra_values, batch)
+        (l, new_extras), g = value_and_grad(arrays, extra_values, batch)
         updates, new_state = tx.update(g, state, arrays)
         new_arrays = optax.apply_updates(arrays, updates)
-        # status[2]: the params were finite when the call began (else only the loss is
-        # checked), found at its first step (UNCHECKED); the steps keep them finite from
-        # then on, so the old ones need no check after that
-        check = lax.cond(status[2] == UNCHECKED, _finite_int, lambda _: status[2], arrays)
-        why = jnp.where(
-            ~jnp.isfinite(l),
-            BAD_LOSS,
-            jnp.where((check == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
-        )
-        bad = (status[1] != FINE) | (why != FINE)
-        # Only params and extras are held at their last finite values: selecting the
-        # optimiser state too would keep two copies alive and stop XLA updating it in
-        # place (2x the step time at small sizes). A state that saw a bad step is dropped
-        # in ``finish``. One ``cond`` picks them all (a select per leaf compiles slower).
-        kept, kept_extras = lax.cond(
-            bad, lambda: (list(arrays), list(extra_values)), lambda: (new_arrays, new_extras)
-        )
-        status = jnp.stack(
-            [
-                status[0] + (~bad).astype(jnp.int32),
-                jnp.where(status[1] != FINE, status[1], why),
-                check,
-            ]
-        )
+        bad, status = _judged(status, l, new_arrays, arrays)
+        kept, kept_extras = _kept(bad, (new_arrays, new_extras), (list(arrays), list(extra_values)))
         return kept, kept_extras, new_state, status, l
 
     return step
 
 
 def _copies(tree):
-    """Fresh device copies of a pytree of arrays (the carry gets donated): a copy on the
+    """Fresh device copies of a pytree of arrays (the carry gets donated): copied on the
     device, with nothing to compile."""
     return jax.device_put(tree, may_alias=False)
-
-
-def _finite_int(tree):
-    return _finite(tree).astype(jnp.int32)
 
 
 _CACHE = Cache(8, "train_ steps")
@@ -260,7 +295,8 @@ def _compiled_for(loss, plist, opt):
 
 
 class Compiled:
-    """Runs steps through one compiled function; params as a flat list of arrays."""
+    """Runs steps through one compiled function; params as a flat list of arrays, carried
+    between calls in a ``Carry``."""
 
     def __init__(self, loss, plist, opt, layout=sharding.ONE_DEVICE):
         self.plist, self.opt, self.layout = plist, opt, layout
@@ -269,20 +305,36 @@ class Compiled:
         values = tracker.values_of(plist)
         extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
         arrays, state = _copies((values, get_state(opt, plist, values)))
-        self.arrays = sharding.place_params(layout, arrays)
-        self.extras = sharding.place_data(layout, extras)
-        self.state = sharding.place_params(layout, state)
-        status = np.array([0, FINE, UNCHECKED], np.int32)
-        self.status = sharding.place_data(layout, jax.device_put(status))
+        status = jax.device_put(Status(*(np.int32(v) for v in (0, FINE, UNCHECKED))))
+        self.carry = Carry(
+            sharding.place_params(layout, arrays),
+            sharding.place_data(layout, extras),
+            sharding.place_params(layout, state),
+            sharding.place_data(layout, status),
+        )
+
+    @property
+    def arrays(self):
+        return self.carry.arrays
+
+    @property
+    def extras(self):
+        return self.carry.extras
+
+    @property
+    def state(self):
+        return self.carry.state
 
     def resume(self):
         """Carry on from the leaves' current values (copies: the carry gets donated)."""
         lay = self.layout
-        self.arrays = sharding.place_params(lay, _copies(tracker.values_of(self.plist)))
-        self.extras = sharding.place_data(lay, _copies(tracker.values_of(self.entry.extras)))
+        self.carry = self.carry._replace(
+            arrays=sharding.place_params(lay, _copies(tracker.values_of(self.plist))),
+            extras=sharding.place_data(lay, _copies(tracker.values_of(self.entry.extras))),
+        )
 
-    def _carry(self):
-        return (self.arrays, self.extras, self.state, self.status)
+    def _carry(self) -> Carry:
+        return self.carry
 
     def _retrace(self, r):
         """The trace touched leaves outside the carry (add them as extras), or asked for a
@@ -300,7 +352,7 @@ class Compiled:
             return
         self.entry.add_extras(new)
         added = sharding.place_data(self.layout, _copies(tracker.values_of(new)))
-        self.extras = list(self.extras) + list(added)
+        self.carry = self.carry._replace(extras=[*self.carry.extras, *added])
 
     def sync(self):
         """Write the carried values into the leaves (skipped if a call was cut short)."""
@@ -318,10 +370,10 @@ class Compiled:
 
     def failure(self):
         """``(step, why)`` of the first non-finite step of this call, or None."""
-        if self.status.is_deleted():
+        if self.carry.status.why.is_deleted():
             return None
-        good, why, _ = (int(v) for v in np.asarray(self.status))
-        return None if why == FINE else (good, why)
+        status = jax.device_get(self.carry.status)
+        return None if status.why == FINE else (int(status.good), int(status.why))
 
     def step(self, item):
         item = sharding.place_batch(self.layout, item)
@@ -329,20 +381,23 @@ class Compiled:
             v = self.entry.variant()
             try:
                 with tracker.noting_statics() as reads:
-                    *carry, l = v.step(*self._carry(), item)
+                    out = v.step(*self.carry, item)
             except tracker.Retrace as r:
                 self._retrace(r)
                 continue
             self.entry.noted(reads, v)
-            self.arrays, self.extras, self.state, self.status = carry
-            return sharding.settle(self.layout, l)
+            return self.advanced(out)
+
+    def advanced(self, out):
+        """Keeps the new carry of a compiled call's ``(*carry, losses)``; the losses."""
+        *carry, losses = out
+        self.carry = Carry(*carry)
+        return sharding.settle(self.layout, losses)
 
     def advance(self, fn, *args):
         """One compiled call ``fn(*carry, *args) -> (*carry, losses)``: keeps the new carry,
         returns the losses (``_epoch.run`` calls it with its per-step or scan functions)."""
-        *carry, losses = fn(*self._carry(), *args)
-        self.arrays, self.extras, self.state, self.status = carry
-        return sharding.settle(self.layout, losses)
+        return self.advanced(fn(*self.carry, *args))
 
     def epoch_steps(self, loader, order, start, n, strategy):
         """Steps ``start .. start + n`` of an epoch of ``loader``, run by ``strategy``."""
