@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 import fluxjax as fj
+from fluxjax.train import _steps
+from fluxjax.train._opt_arrays import named_state
 from tests._tol import assert_close
 
 N, B = 16, 4  # every batch full: no per-item step for a partial one
@@ -93,8 +95,14 @@ def _with_a_nan_param(strategy):
     return np.asarray(losses), [np.asarray(p.data) for p in ps]
 
 
+@pytest.fixture(params=["cond", "select"])
+def guard(request, monkeypatch):
+    """Both forms of the guard: ``lax.cond`` (a CPU) and a select per leaf (elsewhere)."""
+    monkeypatch.setattr(_steps, "_host_conds", lambda: request.param == "cond")
+
+
 @pytest.mark.parametrize("strategy", ["step", "scan"])
-def test_params_non_finite_as_a_call_begins_are_not_judged(strategy):
+def test_params_non_finite_as_a_call_begins_are_not_judged(strategy, guard):
     eager_losses, eager_params = _with_a_nan_param(None)
     losses, params = _with_a_nan_param(strategy)
     assert len(losses) == len(eager_losses) == N // B
@@ -102,3 +110,31 @@ def test_params_non_finite_as_a_call_begins_are_not_judged(strategy):
     for got, want in zip(params, eager_params):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         assert_close(np.nan_to_num(got), np.nan_to_num(want))
+
+
+def _nan_at_the_third_step(strategy):
+    """Params after a call whose third step meets a NaN, and the optimiser state before
+    and after it."""
+    fj.seed(0)
+    m = fj.Dense(3, 2)
+    X = np.linspace(-1, 1, 3 * N, dtype=np.float32).reshape(N, 3)
+    X[2 * B + 1, 0] = np.nan  # in the third batch
+    loader = fj.DataLoader((X, np.ones((N, 2), np.float32)), B)
+    opt, ps = fj.ADAM(0.1), fj.params(m)
+    kw = {"strategy": strategy} if strategy else {"jit": False}
+    before = named_state(opt, list(ps))
+    with pytest.raises(FloatingPointError, match="step 2 "):
+        fj.train_(lambda x, y: fj.mse(m(x), y), ps, loader, opt, **kw)
+    return [np.asarray(p.data) for p in ps], before, named_state(opt, list(ps))
+
+
+@pytest.mark.parametrize("strategy", ["step", "scan"])
+def test_a_refused_step_keeps_the_last_finite_params(strategy, guard):
+    eager_params, _, _ = _nan_at_the_third_step(None)
+    params, before, after = _nan_at_the_third_step(strategy)
+    for got, want in zip(params, eager_params):
+        assert_close(got, want)
+    # a compiled call that saw a bad step keeps the optimiser state it began with
+    assert sorted(after) == sorted(before)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name])

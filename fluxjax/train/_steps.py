@@ -96,10 +96,11 @@ def _loss_value(entry, arrays, extra_values, batch):
 def _judged(status, loss, new_arrays, arrays) -> tuple:
     """``(bad, status)``: whether this step is refused (it, or an earlier one of the call,
     was not finite), and the status after it. The params are judged only when they were
-    finite as the call began (its first step looks at ``arrays``, inside a ``lax.cond``:
-    no compile of its own); the steps keep them finite from then on."""
-    unchecked = status.params_finite == UNCHECKED
-    check = lax.cond(unchecked, _finite_int, lambda _: status.params_finite, arrays)
+    finite as the call began (on a CPU its first step looks at ``arrays``, inside a
+    ``lax.cond``: no compile of its own); the steps keep them finite from then on."""
+    check = status.params_finite
+    if _host_conds():  # else checked before the call (``Compiled``)
+        check = lax.cond(check == UNCHECKED, _finite_int, lambda _: check, arrays)
     why = jnp.where(
         ~jnp.isfinite(loss),
         BAD_LOSS,
@@ -114,10 +115,22 @@ def _finite_int(tree):
     return _finite(tree).astype(jnp.int32)
 
 
+_finite_now = jax.jit(_finite_int)
+
+
+def _host_conds() -> bool:
+    """Whether a ``lax.cond`` costs a step nothing: XLA:CPU picks its branch on the host,
+    and compiles it faster than a select per leaf; a GPU reads the predicate back each
+    time, so there the step selects leaf by leaf and the params are checked before."""
+    return jax.default_backend() == "cpu"
+
+
 def _kept(bad, new, old):
     """``old`` where the step is refused, else ``new`` (pytrees of the same arrays): one
-    ``lax.cond`` for them all (a select per leaf takes longer to compile)."""
-    return lax.cond(bad, lambda: old, lambda: new)
+    ``lax.cond`` for them all on a CPU (``_host_conds``), else a select per leaf."""
+    if _host_conds():
+        return lax.cond(bad, lambda: old, lambda: new)
+    return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
 
 
 def _pure_step(entry, tx):
@@ -305,7 +318,8 @@ class Compiled:
         values = tracker.values_of(plist)
         extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
         arrays, state = _copies((values, get_state(opt, plist, values)))
-        status = jax.device_put(Status(*(np.int32(v) for v in (0, FINE, UNCHECKED))))
+        finite = UNCHECKED if _host_conds() else int(_finite_now(arrays))
+        status = jax.device_put(Status(*(np.int32(v) for v in (0, FINE, finite))))
         self.carry = Carry(
             sharding.place_params(layout, arrays),
             sharding.place_data(layout, extras),
