@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import tracker
-from ..tracker import data, state, track
+from ..tracker import Tracked, data, state, track
 from ._activations import tanh
 from ._checks import sizes
 from ._recurrent import GRUCell, LSTMCell, RNNCell
@@ -83,6 +83,14 @@ def _as_tuple(h):
 
 def _plain_tracer(y):
     return isinstance(y, jax.core.Tracer)
+
+
+def _gives_plain(x, h):
+    """Whether a step over ``x`` from ``h`` surely gives plain JAX values (a tracer, not a
+    tracked value): none of them is tracked (``tracker.track`` records a step given any
+    tracked input) and one is a tracer."""
+    values = (x, *_as_tuple(h))
+    return not any(isinstance(v, Tracked) for v in values) and any(map(_plain_tracer, values))
 
 
 def _like(h, values):
@@ -147,18 +155,27 @@ class Recur:
 
     def _sequence(self, x):
         """``(n, time, in) -> (n, time, out)``. Inside a trace whose steps give plain JAX
-        values, the steps after the first run as one ``jax.lax.scan``."""
-        h, y = self._step(x[:, 0])
-        if x.shape[1] == 1 or not _plain_tracer(y):
-            ys = [y] + [self._step(x[:, t])[1] for t in range(1, x.shape[1])]
-            return _stack(ys)
+        values, every step runs in one ``jax.lax.scan``; otherwise step by step."""
+        batch = tuple(x.shape[:1])
+        h, first = self._current(batch), []
+        if not _gives_plain(x, h):  # the first step tells: does it give plain values?
+            h, y = self.cell(h, x[:, 0])
+            self._remember(h, batch)
+            first, x = [y], x[:, 1:]
+            if not _plain_tracer(y):  # tracked: step by step, each step recorded
+                return _stack(first + [self._step(x[:, t])[1] for t in range(x.shape[1])])
+        if x.shape[1] == 0:
+            return _stack(first)
+        # plain values (as the cell's lifted step reads them), each of the batch's shape
+        h = _like(h, [jnp.broadcast_to(data(v), (*batch, v.shape[-1])) for v in _as_tuple(h)])
 
-        def body(h, xt):
+        def body(h, xt):  # a new function per trace: JAX caches a scan's body by identity
             return self.cell(h, xt)
 
-        h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x[:, 1:]), 0, 1))
-        self._remember(h, tuple(x.shape[:1]))
-        return jnp.concatenate([y[:, None], jnp.swapaxes(ys, 0, 1)], axis=1)
+        h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x), 0, 1))
+        self._remember(h, batch)
+        ys = jnp.swapaxes(ys, 0, 1)
+        return jnp.concatenate([first[0][:, None], ys], axis=1) if first else ys
 
     def _live(self):
         """The carry an earlier step of this evaluation left, or None."""
@@ -204,7 +221,9 @@ class Recur:
             raise self._mismatch(_shape(held[0]), batch)
         for i, s in zip(init, held):
             source = data(i) if fresh else data(s)
-            tracker.resize(s, jnp.broadcast_to(source, (*batch, i.shape[-1])))
+            # broadcast on the host: a device broadcast compiles once per batch shape
+            shape = (*batch, i.shape[-1])
+            tracker.resize(s, jax.device_put(np.broadcast_to(np.asarray(source), shape)))
         if reset:
             write(self, "fresh", np.ones((), np.float32))
 

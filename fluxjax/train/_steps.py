@@ -18,6 +18,7 @@ raises ``FloatingPointError`` naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import types
 import weakref
@@ -25,7 +26,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax import lax
 
 from fluxjax import tracker
 from fluxjax.tracker import Cache
@@ -36,6 +39,8 @@ from ._optimisers import as_transformation
 from ._update import get_state, put_state, settings
 
 FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
+UNCHECKED = -1
+"""``Status.params_finite`` before the call's first step has looked at the params."""
 
 
 def _call(loss, item):
@@ -51,7 +56,8 @@ class Status(NamedTuple):
 
     ``good``: steps done with finite results; ``why``: ``FINE``, or why the first bad step
     failed (``BAD_LOSS``, ``BAD_GRADIENT``); ``params_finite``: 1 if the params were finite
-    when the call began (else only the loss is judged)."""
+    when the call began (else only the loss is judged), ``UNCHECKED`` until its first step
+    has looked."""
 
     good: Any
     why: Any
@@ -94,23 +100,44 @@ def _loss_value(entry, arrays, extra_values, batch):
     return out, [o if v is None else v for v, o in zip(effects.values[n:], extra_values)]
 
 
-def _judged(status, loss, new_arrays) -> tuple:
+def _judged(status, loss, new_arrays, arrays) -> tuple:
     """``(bad, status)``: whether this step is refused (it, or an earlier one of the call,
     was not finite), and the status after it. The params are judged only when they were
-    finite as the call began; the steps keep them finite from then on."""
+    finite as the call began (on a CPU its first step looks at ``arrays``, inside a
+    ``lax.cond``: no compile of its own); the steps keep them finite from then on."""
+    check = status.params_finite
+    if _host_conds():  # else checked before the call (``Compiled``)
+        check = lax.cond(check == UNCHECKED, _finite_int, lambda _: check, arrays)
     why = jnp.where(
         ~jnp.isfinite(loss),
         BAD_LOSS,
-        jnp.where((status.params_finite == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
+        jnp.where((check == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
     )
     bad = (status.why != FINE) | (why != FINE)
     good = status.good + (~bad).astype(jnp.int32)
-    return bad, Status(good, jnp.where(status.why != FINE, status.why, why), status.params_finite)
+    return bad, Status(good, jnp.where(status.why != FINE, status.why, why), check)
+
+
+def _finite_int(tree):
+    return _finite(tree).astype(jnp.int32)
+
+
+_finite_now = jax.jit(_finite_int)
+
+
+def _host_conds() -> bool:
+    """Whether a ``lax.cond`` costs a step nothing: XLA:CPU picks its branch on the host,
+    and compiles it faster than a select per leaf; a GPU reads the predicate back each
+    time, so there the step selects leaf by leaf and the params are checked before."""
+    return jax.default_backend() == "cpu"
 
 
 def _kept(bad, new, old):
-    """``old`` where the step is refused, else ``new`` (leaf by leaf)."""
-    return [jnp.where(bad, o, n) for n, o in zip(new, old)]
+    """``old`` where the step is refused, else ``new`` (pytrees of the same arrays): one
+    ``lax.cond`` for them all on a CPU (``_host_conds``), else a select per leaf."""
+    if _host_conds():
+        return lax.cond(bad, lambda: old, lambda: new)
+    return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
 
 
 def _pure_step(entry, tx):
@@ -129,32 +156,18 @@ def _pure_step(entry, tx):
         (l, new_extras), g = value_and_grad(arrays, extra_values, batch)
         updates, new_state = tx.update(g, state, arrays)
         new_arrays = optax.apply_updates(arrays, updates)
-        bad, status = _judged(status, l, new_arrays)
-        return (
-            _kept(bad, new_arrays, arrays),
-            _kept(bad, new_extras, extra_values),
-            new_state,
-            status,
-            l,
-        )
+        bad, status = _judged(status, l, new_arrays, arrays)
+        kept, kept_extras = _kept(bad, (new_arrays, new_extras), (list(arrays), list(extra_values)))
+        return kept, kept_extras, new_state, status, l
 
     return step
 
 
-@jax.jit
-def _start(arrays, state):
-    """Fresh copies of a call's params and optimiser state (they get donated), and its
-    starting ``Status`` (whether the params are finite): one compiled call where three
-    would cost a dispatch each, and no wait for the device. The extras are copied apart
-    (``_copies``): the first call finds them while it runs, so folding them in would
-    compile this again on the second call."""
-    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
-    zero, fine = jnp.int32(0), jnp.int32(FINE)
-    return copy(arrays), copy(state), Status(zero, fine, _finite(arrays).astype(jnp.int32))
+def _copies(tree):
+    """Fresh device copies of a pytree of arrays (the carry gets donated): copied on the
+    device, with nothing to compile."""
+    return jax.device_put(tree, may_alias=False)
 
-
-_copies = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))
-"""Fresh device copies of a pytree of arrays in one call (the carry gets donated)."""
 
 _CACHE = Cache(8, "train_ steps")
 _SEEN_LOOSE = Cache(64, "train_ recompile warnings")
@@ -203,14 +216,28 @@ def _snapshot(loss):
     return (loss.__code__, loss.__globals__, len(defaults), *defaults, *_cells(loss))
 
 
-class _Variant(NamedTuple):
+@dataclasses.dataclass
+class _Variant:
     """One compiled step (and its epoch plans, ``_epoch.py``) for one set of layer modes;
     ``pure`` is a ``tracker.Guarded``: its first trace raises outside JAX's trace."""
 
     pure: Any
-    step: Any
-    scans: dict
-    called: list  # [True] once ``step`` was traced apart and ran
+    step: Any = None
+    scans: dict = dataclasses.field(default_factory=dict)
+    called: bool = False  # True once ``step`` was traced apart and ran
+
+    def __post_init__(self):
+        self.renew()
+
+    def renew(self):
+        """A new jitted step, of a new function: JAX keeps a trace that ended early
+        (``tracker.Guarded``) for the old one."""
+        pure = self.pure
+
+        def step(*args):
+            return pure(*args)
+
+        self.step = jax.jit(step, donate_argnums=(0, 1, 2, 3))
 
 
 def _hold(x, on_death=None):
@@ -269,7 +296,7 @@ class _Entry:
         v = self.variants.get(key)
         if v is None:
             pure = tracker.Guarded(_pure_step(self, as_transformation(self.opt())))
-            v = _Variant(pure, jax.jit(pure, donate_argnums=(0, 1, 2, 3)), {}, [])
+            v = _Variant(pure)
             self.variants[key] = v
         return v
 
@@ -313,7 +340,9 @@ class Compiled:
         self.entry = _compiled_for(loss, plist, opt)
         values = tracker.values_of(plist)
         extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
-        arrays, state, status = _start(values, get_state(opt, plist, values))
+        arrays, state = _copies((values, get_state(opt, plist, values)))
+        finite = UNCHECKED if _host_conds() else int(_finite_now(arrays))
+        status = jax.device_put(Status(*(np.int32(v) for v in (0, FINE, finite))))
         self.carry = Carry(
             sharding.place_params(layout, arrays),
             sharding.place_data(layout, extras),
@@ -405,12 +434,16 @@ class Compiled:
 
     @staticmethod
     def _called(v, args):
-        """``v.step(*args)``; before its first call the step is traced apart
-        (``tracker.Guarded.jaxpr``), so a trace that finds new leaves raises outside JAX's
-        trace, and runs nothing."""
+        """``v.step(*args)``; its first call is traced apart first (one trace, which the
+        call reuses), so a trace that finds new leaves raises outside JAX's trace
+        (``tracker.Guarded``) and runs nothing."""
         if not v.called:
-            v.pure.jaxpr(*args)
-            v.called.append(True)
+            try:
+                v.pure.tracing(v.step.trace, *args)
+            except BaseException:
+                v.renew()
+                raise
+            v.called = True
         return v.step(*args)
 
     def advanced(self, out):

@@ -22,6 +22,7 @@ import optax
 from fluxjax import tracker
 from fluxjax.tracker import Cache
 
+from ._opt_init import initialiser
 from ._optimisers import FluxOptimiser, as_transformation
 
 __all__ = ["update_"]
@@ -65,7 +66,7 @@ class _Book:
         self.states = {}  # key -> _Stored
         key = settings(opt)
         self.apply = _shared(_APPLIES, key, lambda: jax.jit(functools.partial(_apply, tx)))
-        self.init = _shared(_INITS, key, lambda: jax.jit(tx.init))  # one call, not one per array
+        self.init = _shared(_INITS, key, lambda: initialiser(tx))  # nothing or one compile
 
 
 def _shared(cache, key, make):
