@@ -5,40 +5,16 @@ Also: params already non-finite when a call begins are not judged (only the loss
 every path alike, the eager loop being the oracle.
 """
 
-import logging
-
-import jax
 import numpy as np
 import pytest
 
 import fluxjax as fj
 from fluxjax.train import _steps
 from fluxjax.train._opt_arrays import named_state
+from tests._compiles import Compiles as _Compiles
 from tests._tol import assert_close
 
 N, B = 16, 4  # every batch full: no per-item step for a partial one
-
-
-class _Compiles(logging.Handler):
-    """The names of the functions JAX compiles while installed (``jax_log_compiles``)."""
-
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def emit(self, record):
-        if record.getMessage().startswith("Compiling "):
-            self.names.append(record.getMessage().split()[1])
-
-    def __enter__(self):
-        self.was = jax.config.jax_log_compiles
-        jax.config.update("jax_log_compiles", True)
-        logging.getLogger("jax").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("jax").removeHandler(self)
-        jax.config.update("jax_log_compiles", self.was)
 
 
 def _cnn():

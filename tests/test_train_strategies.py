@@ -7,13 +7,11 @@ params, its state (running statistics, dropout keys, recurrent carry) and its pe
 losses. A 22-row set in batches of 4 gives 5 full batches and a partial one per epoch.
 """
 
-import logging
-
-import jax
 import numpy as np
 import pytest
 
 import fluxjax as fj
+from tests._compiles import Compiles as _Compiles
 from tests._tol import assert_close
 
 STRATEGIES = ["step", "scan", "unroll", "auto"]
@@ -138,29 +136,6 @@ def train_mlp_implicit(X, Y):
     m, _, loss = mlp()
     losses = fj.train_(loss, fj.params(m), fj.DataLoader((X, Y), B), fj.Descent(0.1), jit=False)
     return losses, [np.asarray(p.data) for p in fj.params(m)]
-
-
-class _Compiles(logging.Handler):
-    """The names of the functions JAX compiles while installed (``jax_log_compiles``)."""
-
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def emit(self, record):
-        message = record.getMessage()
-        if message.startswith("Compiling "):
-            self.names.append(message.split()[1])
-
-    def __enter__(self):
-        self.was = jax.config.jax_log_compiles
-        jax.config.update("jax_log_compiles", True)
-        logging.getLogger("jax").addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("jax").removeHandler(self)
-        jax.config.update("jax_log_compiles", self.was)
 
 
 @pytest.mark.parametrize(
