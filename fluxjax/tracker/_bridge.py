@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 from typing import NamedTuple
 
 import jax
@@ -198,28 +199,30 @@ class Guarded:
     """
 
     def __init__(self, fn):
-        self.fn, self.caught, self.keeping = fn, [], False
+        self.fn, self._here = fn, threading.local()  # per thread: what its trace caught
         self.__name__ = getattr(fn, "__name__", "pure")
 
     def __call__(self, *args, **kwargs):
         try:
             return self.fn(*args, **kwargs)
         except BaseException as e:
-            if not self.keeping:
+            caught = getattr(self._here, "caught", None)
+            if caught is None:  # not inside ``tracing``: raise as usual
                 raise
-            self.caught.append(e)  # raised again, outside the trace, by tracing()
+            caught.append(e)  # raised again, outside the trace, by tracing()
             return None
 
     def tracing(self, trace, *args):
         """``trace(*args)`` (e.g. ``jax.make_jaxpr(g)``, ``jax.jit(g).trace``), with an
         exception of ``fn`` during it raised after it returns."""
-        self.keeping, self.caught = True, []
+        self._here.caught = caught = []
         try:
             out = trace(*args)
         finally:
-            self.keeping = False
-        if self.caught:
-            raise self.caught.pop()
+            self._here.caught = None
+        if caught:  # the first; popped, so this frame (in its traceback) does not hold it
+            del caught[1:]
+            raise caught.pop()
         return out
 
     def jaxpr(self, *args):
