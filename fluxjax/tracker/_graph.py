@@ -181,7 +181,7 @@ def plan(root, full=True) -> Tape:
             r = slot[id(a)]
             refs.append(r if r >= 0 else first + ~r)
         steps.append((n._op, tuple(refs)))
-    sigs = tuple(  # as _spec.sig, but a leaf cell's tells a state leaf (inlined: hot path)
+    sigs = tuple(  # as in _spec.out_aval, but a leaf cell's tells a state leaf (inlined)
         [
             a.sig
             if type(a) is LeafCell
