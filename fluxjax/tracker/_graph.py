@@ -158,11 +158,10 @@ def plan(root, full=True) -> Tape:
     slot, opened = {}, set()  # id -> an input's index, or ~i for the i-th node on the tape
     while stack:  # depth first: a node goes on the tape once all its inputs are on it
         n = stack[-1]
-        k = id(n)
-        if k in slot:
+        if id(n) in slot:
             stack.pop()
-        elif k not in opened:  # first visit: its nodes not yet on the tape go above it
-            opened.add(k)
+        elif id(n) not in opened:  # first visit: its nodes not yet on the tape go above it
+            opened.add(id(n))
             for a in n._in:
                 if isinstance(a, Value) and id(a) not in slot and (full or a._value is None):
                     stack.append(a)
@@ -172,7 +171,7 @@ def plan(root, full=True) -> Tape:
                 if id(a) not in slot:
                     slot[id(a)] = len(inputs)
                     inputs.append(a)
-            slot[k] = ~len(nodes)
+            slot[id(n)] = ~len(nodes)
             nodes.append(n)
     first, steps = len(inputs), []  # refs: the inputs first, then the steps' outputs
     for n in nodes:
