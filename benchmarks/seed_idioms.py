@@ -10,7 +10,9 @@ Three measurements, each in this one process (issue 14, "Benchmark"):
    small, written the ways a reader of the seed writes it, next to PyTorch eager and the
    `jax.jit` step of `_peers.py`, interleaved with `_harness.interleave`, medians:
    - `gs = gradient(lambda: mse(m(x), y), ps)` then `update_(p, -η * gs[p])` per param
-     (the lambda is written inside the loop, as in the seed);
+     (the lambda is written inside the loop, as in the seed; a step returns `gs` and a
+     block ends waiting on every `p.data`, so each `update_` is added inside the next
+     step's compiled call, as in a real loop, and the last one is timed too);
    - the same `gradient`, then `update_(opt, ps, gs)` with `opt = Descent(η)`;
    - `l = mse(m(x), y); back_(l)` then `update_(p, -η * grad(p))` per param;
    - `train_` per step (one call over 100 / 50 copies of the batch, time per step).
@@ -58,9 +60,12 @@ def _gradient_loop(size: _peers.Size, with_opt: bool) -> Step:
         else:
             for p in ps:
                 fj.update_(p, -ETA * gs[p])
-        return [p.data for p in ps]
+        return gs
 
-    return Step(run)
+    # A step returns its gradients: reading every p.data would settle each pending update_
+    # on its own (one dispatch per param) instead of in the next step's compiled call. A
+    # block waits on the params themselves, so its last step's updates are timed too.
+    return Step(run, sync=lambda _: jax.block_until_ready([p.data for p in ps]))
 
 
 def _torch(size: _peers.Size, threads: int) -> Step:

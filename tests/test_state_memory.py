@@ -106,7 +106,12 @@ def _plain_class(a, p):
     return lambda: fj.back_(f(p).sum())
 
 
-STEPS = {"closure": _closure, "class": _plain_class}
+def _jitted_closure(a, p):
+    f = fj.track(jax.jit(lambda x: x @ a))  # a user's jitted function: held weakly too
+    return lambda: fj.back_(f(p).sum())
+
+
+STEPS = {"closure": _closure, "class": _plain_class, "jitted closure": _jitted_closure}
 
 
 @pytest.mark.parametrize("kind", list(STEPS))

@@ -425,3 +425,28 @@ def test_track_lifts_any_jax_function(rng):
     back_((lifted(W, scale=2.0) * w).sum())
     close(W.grad, jax.grad(lambda x: (softmax_rows(x, scale=2.0) * w).sum())(a))
     assert track(lifted)(W, scale=2.0).shape == (3, 4)  # lifting twice is harmless
+
+
+def test_an_sgd_loop_of_gradient_and_update_fuses_each_update_into_the_next_call(rng):
+    """``update_(p, -η·gs[p])`` after ``gradient`` is pending, added inside the next
+    ``gradient``'s compiled call (no call of its own); the loop matches pure JAX."""
+    from fluxjax import update_
+
+    Wv, bv, x, y = uniform(rng, 2, 5), uniform(rng, 2), uniform(rng, 5), uniform(rng, 2)
+    W, b = param(Wv), param(bv)
+    ps, η = Params([W, b]), 0.1
+
+    def twin(W, b):
+        return ((W @ x + b - y) ** 2).sum()
+
+    pure = (jnp.asarray(Wv), jnp.asarray(bv))
+    for _ in range(3):
+        gs = gradient(lambda: ((W @ x + b - y) ** 2).sum(), ps)
+        assert all(p._cell.value is not None for p in ps)  # settled by that call
+        for p in ps:
+            update_(p, -η * gs[p])
+        assert all(p._cell.value is None for p in ps)  # pending, nothing run yet
+        g = jax.grad(twin, argnums=(0, 1))(*pure)
+        pure = tuple(v - η * d for v, d in zip(pure, g))
+    close(W.data, pure[0])
+    close(b.data, pure[1])

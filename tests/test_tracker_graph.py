@@ -219,3 +219,17 @@ def test_nested_outputs_are_tracked(rng):
     assert len(edges) == 2 and all(isinstance(e, Tracked) for e in edges)
     for e, w in zip(edges, want_edges):
         assert_close(np.asarray(data(e)), w)
+
+
+def test_a_cache_key_keeps_jax_functions_and_holds_a_users_jitted_function_weakly():
+    """``jnp.tanh`` lives as long as the program: a key keeps it as it is (compared by
+    identity); a user's ``jax.jit`` of a closure is held weakly (the entry goes with it)."""
+    from fluxjax.tracker._cache import WeakFn, hold_weakly
+
+    assert hold_weakly(jnp.tanh, None) is jnp.tanh
+    assert hold_weakly(jnp.matmul, None) is jnp.matmul
+    assert hold_weakly(uniform, None) is uniform  # a module's plain function
+    a = jnp.ones(2)
+    user = jax.jit(lambda x: x * a)
+    held = hold_weakly(user, None)
+    assert isinstance(held, WeakFn) and held == user and float(held(2.0)[0]) == 2.0

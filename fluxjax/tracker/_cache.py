@@ -161,20 +161,28 @@ class WeakFn(weakref.ref):
 
 def hold_weakly(fn, gone):
     """``fn`` as a cache key holds it: a ``WeakFn``, unless ``fn`` is equal by value (a
-    fresh copy is as good, so it is kept), a module's plain function, or cannot be held
-    weakly (a NumPy ufunc)."""
+    fresh copy is as good, so it is kept), lives as long as the program (a module's plain
+    function, JAX's own jitted ones such as ``jnp.tanh``), or cannot be held weakly (a
+    NumPy ufunc)."""
     weakly = getattr(type(fn), "held_weakly", None)  # its own weak twin (``_spec.py::Reader``)
     if weakly is not None:
         return weakly(fn, gone)
     obj = fn.__self__ if type(fn) is types.MethodType else fn
     if type(obj).__eq__ is not object.__eq__:
         return fn
-    if type(fn) is types.FunctionType and fn.__closure__ is None and "<" not in fn.__qualname__:
-        return fn  # a module's function owns nothing of the user's; kept, so lookups stay quick
+    if _is_module_function(fn) or (
+        str(getattr(fn, "__module__", "")).startswith("jax.")
+        and _is_module_function(getattr(fn, "__wrapped__", None))
+    ):
+        return fn  # owns nothing of the user's; kept, so lookups compare by identity (quick)
     try:
         return WeakFn(fn, gone)
     except TypeError:
         return fn
+
+
+def _is_module_function(fn):
+    return type(fn) is types.FunctionType and fn.__closure__ is None and "<" not in fn.__qualname__
 
 
 class Cache:
@@ -197,13 +205,8 @@ class Cache:
         self._lock = threading.Lock()
         _ALL.add(self)
 
-    def _slot(self, key):
-        """The stored key: ``key`` itself, or with ``weak=True`` its identity (the entry
-        holds ``key`` weakly and goes when ``key`` dies: the cache never owns it)."""
-        return id(key) if self.weak else key
-
     def get(self, key, default=None):
-        slot = self._slot(key)
+        slot = id(key) if self.weak else key  # weak: the entry holds ``key`` weakly
         try:  # no lock: each OrderedDict call is atomic, a race only costs a miss
             self._items.move_to_end(slot)
             value = self._items[slot]
@@ -230,7 +233,8 @@ class Cache:
 
     def _drop(self, cell):  # from a weakref callback: no lock (as WeakKeyDictionary)
         if cell:
-            self._items.pop(self._slot(cell.pop()), None)
+            key = cell.pop()
+            self._items.pop(id(key) if self.weak else key, None)
 
     def __setitem__(self, key, value):
         if self.holds is None:
@@ -239,7 +243,7 @@ class Cache:
             self.store(key, lambda *_: value)
 
     def _put(self, key, value):
-        slot = self._slot(key)
+        slot = id(key) if self.weak else key
         if self.weak:
             me = weakref.ref(self)
             gone = lambda r, slot=slot: me() is not None and me()._forget(slot, r)  # noqa: E731

@@ -154,30 +154,33 @@ def _backward_fn(steps, wrt, acc, pend, seeded):
 def plan(root, full=True) -> Tape:
     """The tape of the op nodes under ``root``, each after the nodes it reads: down to the
     leaf cells (``full``, for the backward pass), or stopping at nodes holding a value."""
-    nodes, inputs, at, where, stack = [], [], {}, {}, [root]
+    nodes, inputs, stack = [], [], [root]
+    slot, opened = {}, set()  # id -> an input's index, or ~i for the i-th node on the tape
     while stack:  # depth first: a node goes on the tape once all its inputs are on it
         n = stack[-1]
-        if id(n) in at:
+        if id(n) in slot:
             stack.pop()
-            continue
-        waiting = False
+        elif id(n) not in opened:  # first visit: its nodes not yet on the tape go above it
+            opened.add(id(n))
+            for a in n._in:
+                if isinstance(a, Value) and id(a) not in slot and (full or a._value is None):
+                    stack.append(a)
+        else:  # every node above it is on the tape now
+            stack.pop()
+            for a in n._in:  # the tape's inputs, once each, in order
+                if id(a) not in slot:
+                    slot[id(a)] = len(inputs)
+                    inputs.append(a)
+            slot[id(n)] = ~len(nodes)
+            nodes.append(n)
+    first, steps = len(inputs), []  # refs: the inputs first, then the steps' outputs
+    for n in nodes:
+        refs = []
         for a in n._in:
-            if isinstance(a, Value) and id(a) not in at and (full or a._value is None):
-                stack.append(a)
-                waiting = True
-        if waiting:
-            continue
-        stack.pop()
-        at[id(n)] = len(nodes)
-        nodes.append(n)
-        for a in n._in:  # the tape's inputs, once each, in order
-            if id(a) not in at and id(a) not in where:
-                where[id(a)] = len(inputs)
-                inputs.append(a)
-    for k, i in at.items():  # refs: the inputs first, then the steps' outputs
-        where[k] = len(inputs) + i
-    steps = tuple([(n._op, tuple([where[id(a)] for a in n._in])) for n in nodes])
-    sigs = tuple(  # as _spec.sig, but a leaf cell's tells a state leaf (inlined: hot path)
+            r = slot[id(a)]
+            refs.append(r if r >= 0 else first + ~r)
+        steps.append((n._op, tuple(refs)))
+    sigs = tuple(  # as in _spec.out_aval, but a leaf cell's tells a state leaf (inlined)
         [
             a.sig
             if type(a) is LeafCell
@@ -187,7 +190,7 @@ def plan(root, full=True) -> Tape:
             for a in inputs
         ]
     )
-    return Tape(steps, inputs, nodes, sigs)
+    return Tape(tuple(steps), inputs, nodes, sigs)
 
 
 def live_value(x):

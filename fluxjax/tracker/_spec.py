@@ -102,16 +102,6 @@ def call(op: Op, values):
     return out
 
 
-def sig(x):
-    """The ``Aval`` of a graph input: a leaf cell's, a node's; an array's as a plain
-    ``(shape, dtype, weak)`` (equal to its ``Aval``, and quicker to make)."""
-    if type(x) is LeafCell:
-        return x.aval
-    if isinstance(x, Value):
-        return x._aval
-    return (x.shape, x.dtype, getattr(x, "weak_type", False))
-
-
 _NOKW = (dict, ())
 
 
@@ -191,7 +181,16 @@ class OutAval(NamedTuple):
 
 def out_aval(op: Op, dyn) -> OutAval:
     """The output of ``op`` on inputs like ``dyn``, from ``jax.eval_shape``, cached."""
-    sigs = tuple([sig(x) for x in dyn])
+    sigs = tuple(  # each input's Aval (an array's as a plain ``(shape, dtype, weak)``, equal
+        [  # to its Aval and quicker to make), inlined: this runs for every recorded op
+            x.aval
+            if type(x) is LeafCell
+            else x._aval
+            if isinstance(x, Value)
+            else (x.shape, x.dtype, getattr(x, "weak_type", False))
+            for x in dyn
+        ]
+    )
     try:
         entry = _AVALS.get((op, sigs))
     except TypeError as e:
