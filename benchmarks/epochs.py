@@ -63,8 +63,9 @@ def first_epochs(task, names, repeats):
     return {name: statistics.median(s) for name, s in seconds.items()}
 
 
-def measure(task, rounds, block_s, first):
-    """One workload's figures: ms per epoch, spread, best-round ms, first-epoch seconds."""
+def measure(task, rounds, block_s, first, first_names=None):
+    """One workload's figures: ms per epoch, spread, best-round ms, first-epoch seconds (of
+    ``first_names``, else of every contender)."""
     steps = ec.build(task, ec.CONTENDERS)
     res = interleave(steps, rounds=rounds, block_s=block_s, warmup=2)
     n = {name: steps[name].steps / 1e3 for name in res}
@@ -76,7 +77,8 @@ def measure(task, rounds, block_s, first):
         spread={k: r.spread for k, r in res.items()},
         rounds=rounds,
     )
-    fig["first_s"] = first_epochs(task, list(steps), first) if first else {}
+    names = [n for n in steps if first_names is None or n in first_names]
+    fig["first_s"] = first_epochs(task, names, first) if first else {}
     return fig
 
 
@@ -153,6 +155,7 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=float, default=0.3, help="seconds per block")
     parser.add_argument("--first", type=int, default=3, help="fresh processes per contender")
     parser.add_argument("--first-tasks", default=",".join(TASKS), help="first epochs of these")
+    parser.add_argument("--first-names", help="first epochs of these contenders only (commas)")
     parser.add_argument("--quick", action="store_true", help="3 rounds, no first epochs")
     parser.add_argument("--json", help="add the figures to this file, under --label")
     parser.add_argument("--label", default="run")
@@ -170,7 +173,8 @@ def main(argv=None) -> int:
     t0, figures = time.perf_counter(), {}
     for task in tasks:
         n_first = first if task in args.first_tasks.split(",") else 0
-        figures[task] = measure(task, rounds, args.block, n_first)
+        names = args.first_names.split(",") if args.first_names else None
+        figures[task] = measure(task, rounds, args.block, n_first, names)
         report(task, figures[task])
     run.update(load_after=os.getloadavg()[0], seconds=time.perf_counter() - t0, argv=sys.argv[1:])
     run["tasks"] = figures
