@@ -175,6 +175,13 @@ def _gone(tree) -> bool:
     return any(getattr(a, "is_deleted", bool)() for a in jax.tree.leaves(tree))
 
 
+class _Warm(NamedTuple):
+    """The step variant the last per-step call ran, and the layer modes it ran under."""
+
+    variant: Any
+    key: tuple
+
+
 class _Read(NamedTuple):
     """A ``Status`` as read from the device once (``Compiled.failure``)."""
 
@@ -272,7 +279,7 @@ class _Entry:
 
     def __init__(self, key, loss, plist, opt):
         me = weakref.ref(self)
-        self._drop = lambda _, key=key: _CACHE.get(key) is me() and _CACHE.pop(key)
+        self._drop = lambda _, key=key, cache=_CACHE: cache.get(key) is me() and cache.pop(key)
         self._snapshot = [_hold(x, self._drop) for x in _snapshot(loss)]
         self._plist = [_hold(p, self._drop) for p in plist]
         self._extras: list = []
@@ -362,6 +369,7 @@ class Compiled:
         self.loss = loss  # alive while this call runs: the entry holds it weakly
         self.entry = _compiled_for(loss, plist, opt)
         self.late, self.lent, self._read = layout.mesh is None and _on_cpu(), False, None
+        self.warm = None  # a ``_Warm``: the last step's variant (``step``)
         values = tracker.values_of(plist)
         extras = self._own(tracker.values_of(self.entry.extras))
         arrays, state = self._own((values, get_state(opt, plist, values)))
@@ -411,6 +419,7 @@ class Compiled:
         """The trace touched leaves outside the carry (add them as extras), or asked for a
         ``setup`` outside the trace (a recurrent carry taking its batch's shape): compile
         again."""
+        self.warm = None
         if r.setup is not None:
             self.sync()  # the leaves hold the carried values while setup runs
             r.setup()
@@ -463,7 +472,18 @@ class Compiled:
 
     def step(self, item):
         item = sharding.place_batch(self.layout, item)
-        _, out = self.traced(lambda v: self._called(v, (*self._args(), item)))
+        warm = self.warm  # the last step's variant, run again while the modes are the same
+        if warm is not None and warm.key == self.entry.guards.key():
+            try:
+                with tracker.noting_statics() as reads:  # a new batch shape traces again
+                    out = warm.variant.step(*self._args(), item)
+            except tracker.Retrace as r:
+                self._retrace(r)  # then the whole way below
+            else:
+                self.entry.noted(reads, warm.variant)
+                return self.advanced(out)
+        variant, out = self.traced(lambda v: self._called(v, (*self._args(), item)))
+        self.warm = _Warm(variant, self.entry.guards.key())
         return self.advanced(out)
 
     @staticmethod

@@ -96,8 +96,10 @@ class _Loop:
     def record(self, losses, n):
         """Notes ``n`` steps' losses (an array, or a list of one scalar per step), then
         runs the callbacks once."""
-        steps = losses if isinstance(losses, list) else [losses]
-        self.pieces.extend((self.nsteps + i, l) for i, l in enumerate(steps))
+        if isinstance(losses, list):
+            self.pieces.extend((self.nsteps + i, l) for i, l in enumerate(losses))
+        else:
+            self.pieces.append((self.nsteps, losses))
         self.nsteps += n
         if self.bar is not None:
             self.bar.advance(n, losses)
