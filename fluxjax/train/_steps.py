@@ -480,7 +480,8 @@ class Compiled:
             except tracker.Retrace as r:
                 self._retrace(r)  # then the whole way below
             else:
-                self.entry.noted(reads, warm.variant)
+                if reads:
+                    self.entry.noted(reads, warm.variant)
                 return self.advanced(out)
         variant, out = self.traced(lambda v: self._called(v, (*self._args(), item)))
         self.warm = _Warm(variant, self.entry.guards.key())
