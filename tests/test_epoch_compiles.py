@@ -71,10 +71,11 @@ def _with_a_nan_param(strategy):
     return np.asarray(losses), [np.asarray(p.data) for p in ps]
 
 
-@pytest.fixture(params=["cond", "select"])
+@pytest.fixture(params=["host", "device"])
 def guard(request, monkeypatch):
-    """Both forms of the guard: ``lax.cond`` (a CPU) and a select per leaf (elsewhere)."""
-    monkeypatch.setattr(_steps, "_host_conds", lambda: request.param == "cond")
+    """Both ways a call checks its params at the start, and both ways its carry is copied:
+    on the host, copied when first donated (a CPU), and on the device (elsewhere)."""
+    monkeypatch.setattr(_steps, "_on_cpu", lambda: request.param == "host")
 
 
 @pytest.mark.parametrize("strategy", ["step", "scan"])

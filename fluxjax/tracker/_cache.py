@@ -14,7 +14,6 @@ Guards hold the objects weakly.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import types
 import weakref
@@ -61,15 +60,19 @@ def static(obj, name):
     return value
 
 
-@contextlib.contextmanager
-def noting_statics():
-    """Yield the list of ``Read`` s that ``static`` makes inside the block."""
-    found: list = []
-    _READS.stack.append(found)
-    try:
-        yield found
-    finally:
-        _READS.stack.remove(found)
+class noting_statics:  # noqa: N801 (used as a function)
+    """noting_statics() -> a context giving the list of ``Read`` s that ``static`` makes
+    inside the block (a class: it opens for every compiled step, ~0.5 µs, not ~4)."""
+
+    __slots__ = ("found",)
+
+    def __enter__(self) -> list:
+        self.found: list = []
+        _READS.stack.append(self.found)
+        return self.found
+
+    def __exit__(self, *exc):
+        _READS.stack.remove(self.found)
 
 
 _GONE = object()

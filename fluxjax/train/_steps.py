@@ -11,7 +11,7 @@ asked (``sync``). ``epoch_steps`` runs the steps of a ``DataLoader`` epoch as ``
 chooses (one call per step, or many in a ``jax.lax.scan``).
 
 A step whose loss, gradient or updated params are not finite changes nothing, and every
-later step of that call is skipped: the carried ``Status`` says which step
+later step of that call is skipped: the carried ``Status`` vector says which step
 failed and why (a gradient is judged by the updated params it gives), and ``train_``
 raises ``FloatingPointError`` naming it.
 """
@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax import lax
 
 from fluxjax import tracker
 from fluxjax.tracker import Cache
@@ -39,8 +38,6 @@ from ._optimisers import as_transformation
 from ._update import get_state, put_state, settings
 
 FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
-UNCHECKED = -1
-"""``Status.params_finite`` before the call's first step has looked at the params."""
 
 
 def _call(loss, item):
@@ -52,16 +49,20 @@ def _finite(tree):
 
 
 class Status(NamedTuple):
-    """Where a compiled call stands (three int32 scalars, carried through every step).
+    """Where a compiled call stands: the fields of the int32 vector carried through every
+    step (one array, not three: each buffer costs a compiled call ~1.5 µs).
 
     ``good``: steps done with finite results; ``why``: ``FINE``, or why the first bad step
     failed (``BAD_LOSS``, ``BAD_GRADIENT``); ``params_finite``: 1 if the params were finite
-    when the call began (else only the loss is judged), ``UNCHECKED`` until its first step
-    has looked."""
+    when the call began (else only the loss is judged)."""
 
     good: Any
     why: Any
     params_finite: Any
+
+    @classmethod
+    def of(cls, vector) -> Status:
+        return cls(*(vector[i] for i in range(len(cls._fields))))
 
 
 class Failure(NamedTuple):
@@ -79,7 +80,7 @@ class Carry(NamedTuple):
     arrays: list
     extras: list
     state: Any
-    status: Status
+    status: Any  # a ``Status`` vector
 
 
 def _loss_value(entry, arrays, extra_values, batch):
@@ -100,14 +101,13 @@ def _loss_value(entry, arrays, extra_values, batch):
     return out, [o if v is None else v for v, o in zip(effects.values[n:], extra_values)]
 
 
-def _judged(status, loss, new_arrays, arrays) -> tuple:
+def _judged(status, loss, new_arrays) -> tuple:
     """``(bad, status)``: whether this step is refused (it, or an earlier one of the call,
     was not finite), and the status after it. The params are judged only when they were
-    finite as the call began (on a CPU its first step looks at ``arrays``, inside a
-    ``lax.cond``: no compile of its own); the steps keep them finite from then on."""
+    finite as the call began (``_finite_at_start``); the steps keep them finite from then
+    on."""
+    status = Status.of(status)
     check = status.params_finite
-    if _host_conds():  # else checked before the call (``Compiled``)
-        check = lax.cond(check == UNCHECKED, _finite_int, lambda _: check, arrays)
     why = jnp.where(
         ~jnp.isfinite(loss),
         BAD_LOSS,
@@ -115,28 +115,29 @@ def _judged(status, loss, new_arrays, arrays) -> tuple:
     )
     bad = (status.why != FINE) | (why != FINE)
     good = status.good + (~bad).astype(jnp.int32)
-    return bad, Status(good, jnp.where(status.why != FINE, status.why, why), check)
+    return bad, jnp.stack([good, jnp.where(status.why != FINE, status.why, why), check])
 
 
-def _finite_int(tree):
-    return _finite(tree).astype(jnp.int32)
+_finite_now = jax.jit(lambda tree: _finite(tree).astype(jnp.int32))
 
 
-_finite_now = jax.jit(_finite_int)
-
-
-def _host_conds() -> bool:
-    """Whether a ``lax.cond`` costs a step nothing: XLA:CPU picks its branch on the host,
-    and compiles it faster than a select per leaf; a GPU reads the predicate back each
-    time, so there the step selects leaf by leaf and the params are checked before."""
+def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
 
+def _finite_at_start(arrays) -> int:
+    """1 if every array is finite, else 0: read on the host on a CPU (nothing to
+    compile), else one compiled reduction on the device (no transfer of the params)."""
+    if _on_cpu():
+        return int(all(np.isfinite(np.asarray(a)).all() for a in arrays))
+    return int(_finite_now(arrays))
+
+
 def _kept(bad, new, old):
-    """``old`` where the step is refused, else ``new`` (pytrees of the same arrays): one
-    ``lax.cond`` for them all on a CPU (``_host_conds``), else a select per leaf."""
-    if _host_conds():
-        return lax.cond(bad, lambda: old, lambda: new)
+    """``old`` where the step is refused, else ``new`` (pytrees of the same arrays): a
+    select per leaf, which XLA fuses with the step (the ``lax.cond`` it replaced, with a
+    second one judging the start params inside the step, made the tiny step on a CPU
+    ~96 µs against ~69; its compile was no faster, within the noise)."""
     return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
 
 
@@ -156,7 +157,7 @@ def _pure_step(entry, tx):
         (l, new_extras), g = value_and_grad(arrays, extra_values, batch)
         updates, new_state = tx.update(g, state, arrays)
         new_arrays = optax.apply_updates(arrays, updates)
-        bad, status = _judged(status, l, new_arrays, arrays)
+        bad, status = _judged(status, l, new_arrays)
         kept, kept_extras = _kept(bad, (new_arrays, new_extras), (list(arrays), list(extra_values)))
         return kept, kept_extras, new_state, status, l
 
@@ -167,6 +168,32 @@ def _copies(tree):
     """Fresh device copies of a pytree of arrays (the carry gets donated): copied on the
     device, with nothing to compile."""
     return jax.device_put(tree, may_alias=False)
+
+
+def _host_copies(carry):
+    """Fresh NumPy copies of a carry on a CPU, for a compiled call to donate: the call takes
+    them in through its own argument path, far cheaper than ``_copies`` (~3 µs an array,
+    not ~40) and compiling nothing."""
+    return jax.tree.map(np.array, carry)
+
+
+def _gone(tree) -> bool:
+    """Whether a compiled call that raised consumed (donated) any array of ``tree``."""
+    return any(getattr(a, "is_deleted", bool)() for a in jax.tree.leaves(tree))
+
+
+class _Warm(NamedTuple):
+    """The step variant the last per-step call ran, and the layer modes it ran under."""
+
+    variant: Any
+    key: tuple
+
+
+class _Read(NamedTuple):
+    """A ``Status`` as read from the device once (``Compiled.failure``)."""
+
+    status: Any
+    failure: Failure | None
 
 
 _CACHE = Cache(8, "train_ steps")
@@ -259,7 +286,7 @@ class _Entry:
 
     def __init__(self, key, loss, plist, opt):
         me = weakref.ref(self)
-        self._drop = lambda _, key=key: _CACHE.get(key) is me() and _CACHE.pop(key)
+        self._drop = lambda _, key=key, cache=_CACHE: cache.get(key) is me() and cache.pop(key)
         self._snapshot = [_hold(x, self._drop) for x in _snapshot(loss)]
         self._plist = [_hold(p, self._drop) for p in plist]
         self._extras: list = []
@@ -330,25 +357,47 @@ def _compiled_for(loss, plist, opt):
     return entry
 
 
+def _failure(status) -> Failure | None:
+    host = Status.of(np.asarray(status).tolist())  # one transfer
+    return None if host.why == FINE else Failure(host.good, host.why)
+
+
 class Compiled:
     """Runs steps through one compiled function; params as a flat list of arrays, carried
-    between calls in a ``Carry``."""
+    between calls in a ``Carry``.
+
+    The carry gets donated, so it must not be the leaves' own arrays (nor the optimiser
+    state's stored ones): on one CPU it holds them as they are until a compiled call
+    first takes it, which gets NumPy copies (``lent``, ``_args``); elsewhere it holds
+    device copies from the start."""
 
     def __init__(self, loss, plist, opt, layout=sharding.ONE_DEVICE):
         self.plist, self.opt, self.layout = plist, opt, layout
         self.loss = loss  # alive while this call runs: the entry holds it weakly
         self.entry = _compiled_for(loss, plist, opt)
+        self.late, self.lent, self._read = layout.mesh is None and _on_cpu(), False, None
+        self.warm = None  # a ``_Warm``: the last step's variant (``step``)
         values = tracker.values_of(plist)
-        extras = _copies(tracker.values_of(self.entry.extras)) if self.entry.extras else []
-        arrays, state = _copies((values, get_state(opt, plist, values)))
-        finite = UNCHECKED if _host_conds() else int(_finite_now(arrays))
-        status = jax.device_put(Status(*(np.int32(v) for v in (0, FINE, finite))))
+        extras = self._own(tracker.values_of(self.entry.extras))
+        arrays, state = self._own((values, get_state(opt, plist, values)))
+        status = np.array([0, FINE, _finite_at_start(values)], np.int32)  # a ``Status``
         self.carry = Carry(
             sharding.place_params(layout, arrays),
             sharding.place_data(layout, extras),
             sharding.place_params(layout, state),
             sharding.place_data(layout, status),
         )
+
+    def _own(self, tree):
+        """The leaves' arrays ``tree`` for the carry: copied now, or when first donated."""
+        if self.late:
+            self.lent = True
+            return tree
+        return _copies(tree)
+
+    def _args(self) -> Carry:
+        """The carry to hand to a compiled call (which donates it)."""
+        return _host_copies(self.carry) if self.lent else self.carry
 
     @property
     def arrays(self):  # the carry's parts, for _epoch.py and _checkpoint.py
@@ -363,11 +412,11 @@ class Compiled:
         return self.carry.state
 
     def resume(self):
-        """Carry on from the leaves' current values (copies: the carry gets donated)."""
+        """Carry on from the leaves' current values (copied: the carry gets donated)."""
         lay = self.layout
         self.carry = self.carry._replace(
-            arrays=sharding.place_params(lay, _copies(tracker.values_of(self.plist))),
-            extras=sharding.place_data(lay, _copies(tracker.values_of(self.entry.extras))),
+            arrays=sharding.place_params(lay, self._own(tracker.values_of(self.plist))),
+            extras=sharding.place_data(lay, self._own(tracker.values_of(self.entry.extras))),
         )
 
     def _carry(self) -> Carry:
@@ -377,6 +426,7 @@ class Compiled:
         """The trace touched leaves outside the carry (add them as extras), or asked for a
         ``setup`` outside the trace (a recurrent carry taking its batch's shape): compile
         again."""
+        self.warm = None
         if r.setup is not None:
             self.sync()  # the leaves hold the carried values while setup runs
             r.setup()
@@ -388,13 +438,13 @@ class Compiled:
         if not new:
             return
         self.entry.add_extras(new)
-        added = sharding.place_data(self.layout, _copies(tracker.values_of(new)))
+        added = sharding.place_data(self.layout, self._own(tracker.values_of(new)))
         self.carry = self.carry._replace(extras=[*self.carry.extras, *added])
 
     def sync(self):
         """Write the carried values into the leaves (skipped if a call was cut short)."""
         arrays, extras = self.carry.arrays, self.carry.extras
-        if not any(a.is_deleted() for a in jax.tree.leaves((arrays, extras))):
+        if not _gone((arrays, extras)):
             tracker.assign(self.plist, sharding.gather(self.layout, arrays))
             tracker.assign(self.entry.extras, sharding.gather(self.layout, extras))
 
@@ -403,16 +453,16 @@ class Compiled:
         (then the state from the start of this ``train_`` call stays)."""
         self.sync()
         state = self.carry.state
-        if any(a.is_deleted() for a in jax.tree.leaves(state)) or self.failure():
+        if _gone(state) or self.failure():
             return
         put_state(self.opt, self.plist, sharding.gather(self.layout, state))
 
     def failure(self) -> Failure | None:
-        """The first non-finite step of this call, or None."""
-        if self.carry.status.why.is_deleted():
-            return None
-        status = jax.device_get(self.carry.status)
-        return None if status.why == FINE else Failure(int(status.good), int(status.why))
+        """The first non-finite step of this call, or None (the status read once)."""
+        status = self.carry.status
+        if self._read is None or self._read.status is not status:
+            self._read = _Read(status, None if _gone(status) else _failure(status))
+        return self._read.failure
 
     def traced(self, call):
         """``(variant, call(variant))`` for the current step variant, traced again (the
@@ -429,7 +479,19 @@ class Compiled:
 
     def step(self, item):
         item = sharding.place_batch(self.layout, item)
-        _, out = self.traced(lambda v: self._called(v, (*self.carry, item)))
+        warm = self.warm  # the last step's variant, run again while the modes are the same
+        if warm is not None and warm.key == self.entry.guards.key():
+            try:
+                with tracker.noting_statics() as reads:  # a new batch shape traces again
+                    out = warm.variant.step(*self._args(), item)
+            except tracker.Retrace as r:
+                self._retrace(r)  # then the whole way below
+            else:
+                if reads:
+                    self.entry.noted(reads, warm.variant)
+                return self.advanced(out)
+        variant, out = self.traced(lambda v: self._called(v, (*self._args(), item)))
+        self.warm = _Warm(variant, self.entry.guards.key())
         return self.advanced(out)
 
     @staticmethod
@@ -449,13 +511,13 @@ class Compiled:
     def advanced(self, out):
         """Keeps the new carry of a compiled call's ``(*carry, losses)``; the losses."""
         *carry, losses = out
-        self.carry = Carry(*carry)
+        self.carry, self.lent = Carry(*carry), False
         return sharding.settle(self.layout, losses)
 
     def advance(self, fn, *args):
         """One compiled call ``fn(*carry, *args) -> (*carry, losses)``: keeps the new carry,
         returns the losses (``_epoch.run`` calls it with its per-step or scan functions)."""
-        return self.advanced(fn(*self.carry, *args))
+        return self.advanced(fn(*self._args(), *args))
 
     def epoch_steps(self, loader, order, start, n, strategy):
         """Steps ``start .. start + n`` of an epoch of ``loader``, run by ``strategy``."""

@@ -96,8 +96,10 @@ class _Loop:
     def record(self, losses, n):
         """Notes ``n`` steps' losses (an array, or a list of one scalar per step), then
         runs the callbacks once."""
-        steps = losses if isinstance(losses, list) else [losses]
-        self.pieces.extend((self.nsteps + i, l) for i, l in enumerate(steps))
+        if isinstance(losses, list):
+            self.pieces.extend((self.nsteps + i, l) for i, l in enumerate(losses))
+        else:
+            self.pieces.append((self.nsteps, losses))
         self.nsteps += n
         if self.bar is not None:
             self.bar.advance(n, losses)
@@ -161,7 +163,14 @@ class _Loop:
         return self._host
 
     def losses(self):
+        """Every loss so far as one array: a whole epoch's scan gave it already."""
+        if len(self.pieces) == 1 and _one_device_vector(self.pieces[0][1], self.nsteps):
+            return self.pieces[0][1]
         return jax.device_put(self.host())  # jnp.asarray would compile a copy per length
+
+
+def _one_device_vector(x, n) -> bool:
+    return isinstance(x, jax.Array) and x.shape == (n,) and len(x.devices()) == 1
 
 
 def _gather(arrays):
