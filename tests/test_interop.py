@@ -190,3 +190,16 @@ def test_backward_names_back_and_item_is_kept():
         loss.backward()
     assert not hasattr(loss, "backward")
     assert loss.item() == pytest.approx(float((A**2).sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("query", [np.shape, np.ndim, np.size, jnp.shape, jnp.ndim, jnp.size])
+def test_shape_queries_do_not_compute_a_recorded_value(query):
+    """``np.shape(l)`` of a value recorded lazily answers from its known shape: it does not
+    run the graph (``train_(jit=False)`` asks it of every loss; it cost a compiled call)."""
+    W = fj.param(A)
+    l = (W @ B).sum(axis=0)
+    assert l._value is None  # recorded, not yet computed
+    assert query(l) == query(np.asarray(A @ B).sum(axis=0))
+    assert l._value is None
+    fj.back_(l.sum())
+    np.testing.assert_allclose(fj.grad(W), np.ones((2, 2)) @ B.T, rtol=1e-6)

@@ -92,9 +92,16 @@ def _reject_out(what: str, kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k != "out"}
 
 
+_SHAPE_QUERIES = frozenset({"shape", "ndim", "size"})
+"""NumPy functions answered from a tracked value's known shape: a value recorded lazily is
+not computed to say how big it is."""
+
+
 def array_function(self, func, types, args, kwargs):
     """Tracked.__array_function__: ``np.f(t, ...)`` runs ``fluxjax.numpy.f`` (tracked)."""
     module = getattr(func, "__module__", "") or ""
+    if module == "numpy" and func.__name__ in _SHAPE_QUERIES and len(args) == 1 and not kwargs:
+        return getattr(args[0], func.__name__)
     what = f"{module}.{func.__name__}"
     f = _lifted(module, func.__name__)
     if f is None:
