@@ -103,7 +103,7 @@ class CompiledStep:
             what=f"fluxjax.jit: {self._f!r}",
         )
         built, (out, effects) = traced.out
-        if self._guards.add(traced.reads):  # this trace read a mode: file it under its value
+        if traced.reads and self._guards.add(traced.reads):  # a trace read a mode: file it
             self._compiled[self._key(statics)] = built
         built.bridge.commit(effects)  # checks first: a failed one changes nothing
         return out
