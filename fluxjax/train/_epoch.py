@@ -1,6 +1,6 @@
 """How compiled ``train_`` runs the steps of a ``DataLoader`` epoch (``strategy=``).
 
-Every strategy runs the same pure step (``_steps._pure_step``) on the same batches, with
+Every strategy runs the same pure step (``_pure._pure_step``) on the same batches, with
 the data put on the device once per ``DataLoader`` and each batch gathered there (a slice
 of the data, or the rows the epoch's order names). They differ in how many steps one
 compiled call runs:

@@ -10,113 +10,25 @@ and optimiser state stay as flat arrays between steps and are written back only 
 asked (``sync``). ``epoch_steps`` runs the steps of a ``DataLoader`` epoch as ``_epoch.py``
 chooses (one call per step, or many in a ``jax.lax.scan``).
 
-A step whose loss, gradient or updated params are not finite changes nothing, and every
-later step of that call is skipped: the carried ``Status`` vector says which step
-failed and why (a gradient is judged by the updated params it gives), and ``train_``
-raises ``FloatingPointError`` naming it.
+The pure step and its records are in ``_pure_step.py``, the cache of compiled steps in
+``_entries.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import types
-import weakref
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from fluxjax import tracker
-from fluxjax.tracker import Cache
 
 from . import _epoch
 from . import _sharding as sharding
-from ._optimisers import as_transformation
-from ._update import get_state, put_state, settings
-
-FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
-
-
-def _call(loss, item):
-    return loss(*item) if isinstance(item, tuple) else loss(item)
-
-
-def _finite(tree):
-    return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
-class Status(NamedTuple):
-    """Where a compiled call stands: the fields of the int32 vector carried through every
-    step (one array, not three: each buffer costs a compiled call ~1.5 µs).
-
-    ``good``: steps done with finite results; ``why``: ``FINE``, or why the first bad step
-    failed (``BAD_LOSS``, ``BAD_GRADIENT``); ``params_finite``: 1 if the params were finite
-    when the call began (else only the loss is judged)."""
-
-    good: Any
-    why: Any
-    params_finite: Any
-
-    @classmethod
-    def of(cls, vector) -> Status:
-        return cls(*(vector[i] for i in range(len(cls._fields))))
-
-
-class Failure(NamedTuple):
-    """The first non-finite step of a call (0-based) and why (``BAD_LOSS``,
-    ``BAD_GRADIENT``)."""
-
-    step: int
-    why: int
-
-
-class Carry(NamedTuple):
-    """What a compiled step takes and gives back: the params' arrays, the extras' (other
-    leaves the loss touches), the optimiser state and the ``Status``."""
-
-    arrays: list
-    extras: list
-    state: Any
-    status: Any  # a ``Status`` vector
-
-
-def _loss_value(entry, arrays, extra_values, batch):
-    """``(loss, new extras)`` of ``entry``'s loss on ``batch``, as a pure function of the
-    params' and extras' arrays: one bridge transaction (``tracker.Pure``) whose writes
-    are the extras' new values, carried on (``Compiled.sync`` writes them back)."""
-    plist, n = entry.plist, len(arrays)
-    bridge = tracker.Pure(_call, plist + entry.extras, compiled=True, write_leaves=True)
-    out, effects = bridge([*arrays, *extra_values], entry.loss(), batch)
-    if any(v is not None for v in effects.values[:n]):
-        raise ValueError(
-            "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
-            "train_ compiles the loss as a pure function, so that change would be lost. "
-            "Do it in a callback (cb=...) or pass jit=False"
-        )
-    if jnp.ndim(out) != 0:
-        raise ValueError(f"the loss must return a scalar, got shape {jnp.shape(out)}")
-    return out, [o if v is None else v for v, o in zip(effects.values[n:], extra_values)]
-
-
-def _judged(status, loss, new_arrays) -> tuple:
-    """``(bad, status)``: whether this step is refused (it, or an earlier one of the call,
-    was not finite), and the status after it. The params are judged only when they were
-    finite as the call began (``_finite_at_start``); the steps keep them finite from then
-    on."""
-    status = Status.of(status)
-    check = status.params_finite
-    why = jnp.where(
-        ~jnp.isfinite(loss),
-        BAD_LOSS,
-        jnp.where((check == 1) & ~_finite(new_arrays), BAD_GRADIENT, FINE),
-    )
-    bad = (status.why != FINE) | (why != FINE)
-    good = status.good + (~bad).astype(jnp.int32)
-    return bad, jnp.stack([good, jnp.where(status.why != FINE, status.why, why), check])
-
+from ._entries import _compiled_for
+from ._pure import FINE, Carry, Failure, Status, _finite
+from ._update import get_state, put_state
 
 _finite_now = jax.jit(lambda tree: _finite(tree).astype(jnp.int32))
 
@@ -131,37 +43,6 @@ def _finite_at_start(arrays) -> int:
     if _on_cpu():
         return int(all(np.isfinite(np.asarray(a)).all() for a in arrays))
     return int(_finite_now(arrays))
-
-
-def _kept(bad, new, old):
-    """``old`` where the step is refused, else ``new`` (pytrees of the same arrays): a
-    select per leaf, which XLA fuses with the step (the ``lax.cond`` it replaced, with a
-    second one judging the start params inside the step, made the tiny step on a CPU
-    ~96 µs against ~69; its compile was no faster, within the noise)."""
-    return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
-
-
-def _pure_step(entry, tx):
-    """``(arrays, extras, opt_state, status, batch) -> (same..., loss)``, pure.
-
-    The loss, params and extras are read from ``entry`` when JAX traces (they are alive
-    then: the running ``Compiled`` holds them), so the compiled step never owns them.
-    Only params and extras are held at their last finite values (``_kept``): selecting the
-    optimiser state too would keep two copies alive and stop XLA updating it in place
-    (2x the step time at small sizes); a state that saw a bad step is dropped in
-    ``Compiled.finish``.
-    """
-    value_and_grad = jax.value_and_grad(functools.partial(_loss_value, entry), has_aux=True)
-
-    def step(arrays, extra_values, state, status, batch):
-        (l, new_extras), g = value_and_grad(arrays, extra_values, batch)
-        updates, new_state = tx.update(g, state, arrays)
-        new_arrays = optax.apply_updates(arrays, updates)
-        bad, status = _judged(status, l, new_arrays)
-        kept, kept_extras = _kept(bad, (new_arrays, new_extras), (list(arrays), list(extra_values)))
-        return kept, kept_extras, new_state, status, l
-
-    return step
 
 
 def _copies(tree):
@@ -194,167 +75,6 @@ class _Read(NamedTuple):
 
     status: Any
     failure: Failure | None
-
-
-_CACHE = Cache(8, "train_ steps")
-_SEEN_LOOSE = Cache(64, "train_ recompile warnings")
-_WARNED = Cache(1, "train_ recompile warning given")
-
-
-def _loose_key(loss, plist, opt):
-    """What stays equal when a loop makes a new but identical loss or optimiser each call."""
-    code = getattr(loss, "__code__", None)
-    return (code if code is not None else type(loss), tuple(map(id, plist)), type(opt))
-
-
-def _warn_recompile(loss, plist, opt):
-    loose = _loose_key(loss, plist, opt)
-    if _SEEN_LOOSE.get(loose) is not None and not _WARNED.get("once"):
-        _WARNED["once"] = True
-        tracker.warn_user(
-            "train_ compiles its step again because the loss function or the optimiser "
-            "is a new object each call (a lambda or ADAM() written inside the loop?). "
-            "Create them once, before the loop, to reuse the compiled step (and to keep "
-            "the optimiser's state).",
-        )
-    _SEEN_LOOSE[loose] = True
-
-
-_EMPTY = object()
-
-
-def _cells(fn):
-    """The objects a function's closure holds (``_EMPTY`` for a cell not yet filled)."""
-    out = []
-    for c in fn.__closure__ or ():
-        try:
-            out.append(c.cell_contents)
-        except ValueError:
-            out.append(_EMPTY)
-    return out
-
-
-def _snapshot(loss):
-    """What a compiled step of ``loss`` baked in: its code, globals, defaults and the
-    objects its closure held when traced (a closure cell can change later)."""
-    if not isinstance(loss, types.FunctionType):
-        return (loss,)
-    defaults = (*(loss.__defaults__ or ()), *(loss.__kwdefaults__ or {}).values())
-    return (loss.__code__, loss.__globals__, len(defaults), *defaults, *_cells(loss))
-
-
-@dataclasses.dataclass
-class _Variant:
-    """One compiled step (and its epoch plans, ``_epoch.py``) for one set of layer modes;
-    ``pure`` is a ``tracker.Guarded``: its first trace raises outside JAX's trace."""
-
-    pure: Any
-    step: Any = None
-    scans: dict = dataclasses.field(default_factory=dict)
-    called: bool = False  # True once ``step`` was traced apart and ran
-
-    def __post_init__(self):
-        self.renew()
-
-    def renew(self):
-        """A new jitted step, of a new function: JAX keeps a trace that ended early
-        (``tracker.Guarded``) for the old one."""
-        pure = self.pure
-
-        def step(*args):
-            return pure(*args)
-
-        self.step = jax.jit(step, donate_argnums=(0, 1, 2, 3))
-
-
-def _hold(x, on_death=None):
-    """A reference to ``x`` that does not keep it alive (``on_death(ref)`` runs when it
-    dies); a strong one for what cannot be weakly referenced (numbers, tuples, dicts)."""
-    try:
-        return weakref.ref(x, on_death)
-    except TypeError:
-        return lambda: x
-
-
-class _Entry:
-    """The compiled step of one (loss, params, optimiser), with the extras it found.
-
-    It holds the loss, the params, the extras and what the loss's closure held only
-    weakly: when a param, an extra or a closure object dies (the model was deleted), the
-    entry leaves ``_CACHE`` and its compiled code goes with it. A new but identical loss
-    or optimiser takes over the entry (``adopt``)."""
-
-    def __init__(self, key, loss, plist, opt):
-        me = weakref.ref(self)
-        self._drop = lambda _, key=key, cache=_CACHE: cache.get(key) is me() and cache.pop(key)
-        self._snapshot = [_hold(x, self._drop) for x in _snapshot(loss)]
-        self._plist = [_hold(p, self._drop) for p in plist]
-        self._extras: list = []
-        self.loss = self.opt = None
-        self.settings = settings(opt)  # equal settings: an equal optimiser (None: opt only)
-        self.adopt(loss, opt)
-        self.tensors = Cache(2, "train_ data on device", weak=True)  # loader -> arrays
-        self.build()
-
-    def adopt(self, loss, opt):
-        """``loss`` and ``opt`` (equal to those the step was built for) are the ones now."""
-        self.loss, self.opt = _hold(loss), _hold(opt)
-
-    @property
-    def plist(self):
-        return [r() for r in self._plist]
-
-    @property
-    def extras(self):
-        return [r() for r in self._extras]
-
-    def add_extras(self, leaves):
-        self._extras.extend(_hold(p, self._drop) for p in leaves)
-        self.build()
-
-    def build(self):
-        """Drops the compiled variants (the extras changed); they are made on demand."""
-        self.variants = Cache(8, "train_ step variants")  # guard values -> _Variant
-        self.guards = tracker.Guards()  # the layer modes the traces read
-
-    def variant(self):
-        """The compiled step for the current layer modes (``testmode_``), made once."""
-        key = self.guards.key()
-        v = self.variants.get(key)
-        if v is None:
-            pure = tracker.Guarded(_pure_step(self, as_transformation(self.opt())))
-            v = _Variant(pure)
-            self.variants[key] = v
-        return v
-
-    def noted(self, reads, variant):
-        """After a call: a trace read modes not yet guarded: file ``variant`` under them."""
-        if self.guards.add(reads):
-            self.variants[self.guards.key()] = variant
-
-    def matches(self, loss, plist, opt):
-        same_opt = self.opt() is opt or settings(opt) == self.settings is not None
-        snapshot = _snapshot(loss)
-        return (
-            len(snapshot) == len(self._snapshot)
-            and all(r() is x for r, x in zip(self._snapshot, snapshot))
-            and same_opt
-            and len(self._plist) == len(plist)
-            and all(r() is p for r, p in zip(self._plist, plist))
-        )
-
-
-def _compiled_for(loss, plist, opt):
-    """The compiled step (and scans) of ``loss`` over ``plist`` with ``opt``, made once."""
-    # a new lambda with the same code and closure objects shares the step (see _snapshot)
-    key = (tuple(map(id, _snapshot(loss))), tuple(map(id, plist)), settings(opt) or id(opt))
-    entry = _CACHE.get(key)
-    if entry is not None and entry.matches(loss, plist, opt):
-        entry.adopt(loss, opt)
-        return entry
-    _warn_recompile(loss, plist, opt)
-    entry = _CACHE[key] = _Entry(key, loss, plist, opt)
-    return entry
 
 
 def _failure(status) -> Failure | None:
