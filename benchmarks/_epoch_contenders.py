@@ -42,11 +42,9 @@ def _jax_step(task, tx):
     return step
 
 
-def make_jax_loop(task):
-    tx, batches = optax.adam(LR), _device_batches(task)
-    p = jax_init(task)
-    state = [p, tx.init(p)]
-    step = jax.jit(_jax_step(task, tx), donate_argnums=(0, 1))
+def _stepping(step, state, batches):
+    """An epoch as a Python loop of ``step(params, opt_state, x, y) -> (params, opt_state,
+    loss)`` over ``batches``, ``state`` updated in place; the last loss."""
 
     def run():
         for x, y in batches:
@@ -54,6 +52,15 @@ def make_jax_loop(task):
         return l
 
     return Step(run, steps=len(batches))
+
+
+def make_jax_loop(task):
+    tx, batches = optax.adam(LR), _device_batches(task)
+    p = jax_init(task)
+    state = [p, tx.init(p)]
+    step = jax.jit(_jax_step(task, tx), donate_argnums=(0, 1))
+
+    return _stepping(step, state, batches)
 
 
 def make_jax_scan(task):
@@ -114,12 +121,7 @@ def make_equinox(task):
         u, s = tx.update(g, s, eqx.filter(m, eqx.is_inexact_array))
         return eqx.apply_updates(m, u), s, l
 
-    def run():
-        for x, y in batches:
-            state[0], state[1], l = step(*state, x, y)
-        return l
-
-    return Step(run, steps=len(batches))
+    return _stepping(step, state, batches)
 
 
 def make_flax_nnx(task):

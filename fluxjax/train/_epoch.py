@@ -125,12 +125,12 @@ def _plan(runner, how, data, strategy) -> Plan:
     """The plan for this step signature (carry, batch, layout) and the current layer
     modes: traced, and chosen, at its first use."""
     fixed = ("epoch", strategy, how, runner.layout, _signature(_batch_avals(how, data.tensors)))
-    plan = runner.entry.variant().scans.get((*fixed, _signature(runner._carry())))
+    plan = runner.entry.variant().scans.get((*fixed, _signature(runner.carry)))
     if plan is None:
         closed, out_tree, variant = _trace(runner, _batch_avals(how, data.tensors))
         # filed under the carry the trace saw: a retrace may have reshaped it (a recurrent
         # carry taking the batch's shape), and may lead back to a plan made before
-        key = (*fixed, _signature(runner._carry()))
+        key = (*fixed, _signature(runner.carry))
         plan = variant.scans.get(key)
         if plan is None:
             kind = _choose(closed, runner) if strategy == "auto" else strategy
@@ -155,7 +155,7 @@ def _trace(runner, batch):
     variants)."""
 
     def trace(variant):
-        return variant.pure.jaxpr(*runner._carry(), batch)  # raises outside the trace
+        return variant.pure.jaxpr(*runner.carry, batch)  # raises outside the trace
 
     variant, (closed, shape) = runner.traced(trace)
     return closed, jax.tree.structure(shape), variant

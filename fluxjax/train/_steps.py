@@ -139,9 +139,6 @@ class Compiled:
             extras=sharding.place_data(lay, self._own(tracker.values_of(self.entry.extras))),
         )
 
-    def _carry(self) -> Carry:
-        return self.carry
-
     def _retrace(self, r):
         """The trace touched leaves outside the carry (add them as extras), or asked for a
         ``setup`` outside the trace (a recurrent carry taking its batch's shape): compile
