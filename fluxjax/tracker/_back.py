@@ -42,10 +42,10 @@ def back_(y, Δ=None, *, once=True):
         check(jnp.isfinite(value), "back_: the loss is not finite; nothing was changed")
     if concrete and y._value is None:
         y._value = value
-    added, watched = set(), TRACE.watches  # a param read through several cells adds them up
+    added, noting = set(), TRACE.writes  # a param read through several cells adds them up
     for cell, g in zip(cells, grads):
         p = cell.owner
-        if watched:
+        if noting:
             note(p)
         p._grad = p._grad + g if id(p) in added else g
         added.add(id(p))
@@ -74,7 +74,7 @@ def _into_leaf(owner, dy):
     """``back_`` of a leaf itself: ``dy`` is added to its ``.grad``."""
     if not owner.trainable:
         raise TypeError("back_ of a state leaf: it is not trainable and has no gradient")
-    if TRACE.watches:
+    if TRACE.writes:
         note(owner)
     owner._grad = owner.grad + (dy if isinstance(dy, int) else _as_float_array(dy))
 
@@ -109,7 +109,7 @@ def update_(x, Δ):
         )
     if cell.value is None:  # two updates in a row: settle the first, keep chains short
         cell.get()
-    if TRACE.watches:
+    if TRACE.writes:
         note(x)
     if isinstance(step, Tracer) or isinstance(cell.value, Tracer):
         x._cell = LeafCell((cell.get() + step).astype(cell.aval.dtype), x)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._cache import noting_statics
 from ._cell import LeafCell, Value
-from ._trace import check, checking, keeping_graph, note, restore, swapped, watching
+from ._trace import Transaction, check, checking, keeping_graph, note, restore, swapped, watching
 
 
 class Run(NamedTuple):
@@ -252,17 +252,11 @@ def retracing(attempt, prepare, *, limit=None, what="the step") -> Traced:
     raise RuntimeError(f"{what} kept touching new leaves after {limit} traces")
 
 
-@contextlib.contextmanager
 def transaction():
-    """Inside the block, every leaf touched while concrete is noted; if the block raises,
-    each is put back as it was (value and ``.grad``): a refused eager step changes
-    nothing, running statistics and recurrent carries included."""
-    with watching() as seen:
-        try:
-            yield
-        except BaseException:
-            restore(seen)
-            raise
+    """Inside the block, every leaf written is noted; if the block raises, each is put back
+    as it was (value and ``.grad``): a refused eager step changes nothing, running
+    statistics and recurrent carries included. Reads cost nothing (``Transaction``)."""
+    return Transaction()
 
 
 def raise_failed(oks, messages):

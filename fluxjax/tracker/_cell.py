@@ -19,7 +19,7 @@ import numpy as np
 
 from ._cache import Cache
 from ._compat import Tracer
-from ._trace import TRACE, note
+from ._trace import TRACE, note, note_read
 
 
 class Aval(NamedTuple):
@@ -33,7 +33,7 @@ class Aval(NamedTuple):
 def watch(owner, value):
     """Note a read of ``owner`` for the open ``watching()`` blocks, if ``value`` is concrete."""
     if TRACE.watches and not isinstance(value, Tracer):
-        note(owner)
+        note_read(owner)
 
 
 class LeafCell:
@@ -127,7 +127,7 @@ class Value:
     def grad(self, value):
         if self._state and value is not None:
             raise AttributeError("a state leaf has no gradient (it is not trainable)")
-        if TRACE.watches and self._cell is not None:
+        if TRACE.writes and self._cell is not None:
             note(self)
         self._grad = None if value is None else jnp.asarray(value, self._aval.dtype)
 

@@ -69,14 +69,14 @@ class Tracked(Value):
         if cell is None:
             raise AttributeError("only a leaf's data can be set; this is an operation's result")
         new = _coerce(value, cell.aval, "the new data")
-        if TRACE.watches:
-            note(self)
-        elif isinstance(new, Tracer) and not TRACE.swaps:
+        if isinstance(new, Tracer) and not TRACE.watches and not TRACE.swaps:
             raise RuntimeError(
                 "a JAX tracer was assigned to a leaf outside fluxjax's own transformations "
                 "(inside jax.jit/jax.grad?): the leaf would keep it after the trace. Use "
                 "fluxjax.jit, gradient or train_, which thread leaves through the trace"
             )
+        if TRACE.writes:
+            note(self)
         self._cell = LeafCell(new, self, aval=cell.aval)
 
     # -- operators: each records one op (comparisons give plain boolean arrays) -------

@@ -8,6 +8,8 @@ block of the thread that opened it:
 - ``watching()``: every leaf read or written while its value is concrete (not one of the
   swapped ones) is noted with its state from before (its cell and ``.grad``), so a trace
   learns what it read as a constant and anything it touched can be put back.
+  ``Transaction`` notes the writes only (a read changes nothing to put back), and puts
+  them back if its block raises: an eager ``train_`` step pays nothing per read.
 - ``keeping_graph()``: ops on tracers still record a graph, so ``back_`` works inside a
   compiled step (``fluxjax.jit``).
 - ``checking()``: ``check(ok, message)`` calls with a traced ``ok`` are collected, so the
@@ -35,13 +37,16 @@ class Before(NamedTuple):
 
 
 class TraceState(threading.local):
-    """Per-thread: ``swaps`` (old cell id -> the cell read now), ``watches`` (a stack of
-    dicts id(leaf) -> Before), ``keep_graph`` (depth of ``keeping_graph`` blocks),
-    ``checks`` (the innermost ``checking()`` block's list of ``(ok, message)``, or None)."""
+    """Per-thread: ``swaps`` (old cell id -> the cell read now), ``watches`` (the dicts
+    id(leaf) -> Before of the open ``watching()`` blocks, which note reads and writes),
+    ``writes`` (those and the open transactions' dicts, which note writes only),
+    ``keep_graph`` (depth of ``keeping_graph`` blocks), ``checks`` (the innermost
+    ``checking()`` block's list of ``(ok, message)``, or None)."""
 
     def __init__(self):
         self.swaps: dict = {}
         self.watches: list = []
+        self.writes: list = []
         self.keep_graph = 0
         self.checks: list | None = None
 
@@ -50,29 +55,68 @@ TRACE = TraceState()
 
 
 def note(leaf):
-    """Tell every open ``watching()`` block of this thread that ``leaf`` is touched now."""
+    """Tell every open ``watching()`` block and transaction of this thread that ``leaf`` is
+    written now (its cell or ``.grad`` is about to change)."""
+    for seen in TRACE.writes:
+        if id(leaf) not in seen:
+            seen[id(leaf)] = Before(leaf, leaf._cell, leaf._grad)
+
+
+def note_read(leaf):
+    """Tell every open ``watching()`` block of this thread that ``leaf`` is read now."""
     for seen in TRACE.watches:
         if id(leaf) not in seen:
             seen[id(leaf)] = Before(leaf, leaf._cell, leaf._grad)
 
 
+def _remove(stack, seen):
+    del stack[next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is seen)]
+
+
 @contextlib.contextmanager
 def watching():
-    """Yield a dict ``id(leaf) -> Before`` of the leaves touched inside the block."""
+    """Yield a dict ``id(leaf) -> Before`` of the leaves read or written inside the block."""
     seen: dict = {}
     TRACE.watches.append(seen)
+    TRACE.writes.append(seen)
     try:
         yield seen
     finally:
-        watches = TRACE.watches
-        del watches[next(i for i in range(len(watches) - 1, -1, -1) if watches[i] is seen)]
+        _remove(TRACE.watches, seen)
+        _remove(TRACE.writes, seen)
+
+
+class Transaction:
+    """``with Transaction() as seen:`` notes in ``seen`` (id(leaf) -> Before) every leaf
+    written inside the block; if the block raises, puts each back as it was (its cell and
+    ``.grad``). Reads are not noted: they change nothing to put back.
+
+    >>> with Transaction() as seen:
+    ...     pass
+    >>> seen
+    {}
+    """
+
+    __slots__ = ("seen",)
+
+    def __enter__(self):
+        self.seen = {}
+        TRACE.writes.append(self.seen)
+        return self.seen
+
+    def __exit__(self, kind, error, tb):
+        _remove(TRACE.writes, self.seen)
+        if kind is not None:
+            restore(self.seen)
+        return False
 
 
 def restore(seen, skip=()):
-    """Put every leaf in ``seen`` (from ``watching()``) back as it was, except ``skip`` ids."""
+    """Put every leaf in ``seen`` (from ``watching()``) back as it was, except ``skip`` ids:
+    its cell, its ``.grad``, and its shape (a ``resize`` changed it with the cell)."""
     for k, b in seen.items():
         if k not in skip:
-            b.leaf._cell, b.leaf._grad = b.cell, b.grad
+            b.leaf._cell, b.leaf._grad, b.leaf._aval = b.cell, b.grad, b.cell.aval
 
 
 def check(ok, message, error=FloatingPointError):
