@@ -154,32 +154,33 @@ def _backward_fn(steps, wrt, acc, pend, seeded):
 def plan(root, full=True) -> Tape:
     """The tape of the op nodes under ``root``, each after the nodes it reads: down to the
     leaf cells (``full``, for the backward pass), or stopping at nodes holding a value."""
-    nodes, inputs, stack = [], [], [root]
+    nodes, inputs, stack, ins = [], [], [root], []
     slot, opened = {}, set()  # id -> an input's index, or ~i for the i-th node on the tape
     while stack:  # depth first: a node goes on the tape once all its inputs are on it
         n = stack[-1]
-        if id(n) in slot:
+        k = id(n)
+        if k in slot:
             stack.pop()
-        elif id(n) not in opened:  # first visit: its nodes not yet on the tape go above it
-            opened.add(id(n))
+        elif k not in opened:  # first visit: its nodes not yet on the tape go above it
+            opened.add(k)
             for a in n._in:
                 if isinstance(a, Value) and id(a) not in slot and (full or a._value is None):
                     stack.append(a)
         else:  # every node above it is on the tape now
             stack.pop()
+            refs = []
             for a in n._in:  # the tape's inputs, once each, in order
-                if id(a) not in slot:
-                    slot[id(a)] = len(inputs)
+                r = slot.get(id(a))
+                if r is None:
+                    r = slot[id(a)] = len(inputs)
                     inputs.append(a)
-            slot[id(n)] = ~len(nodes)
+                refs.append(r)
+            slot[k] = ~len(nodes)
             nodes.append(n)
+            ins.append(refs)
     first, steps = len(inputs), []  # refs: the inputs first, then the steps' outputs
-    for n in nodes:
-        refs = []
-        for a in n._in:
-            r = slot[id(a)]
-            refs.append(r if r >= 0 else first + ~r)
-        steps.append((n._op, tuple(refs)))
+    for n, refs in zip(nodes, ins):
+        steps.append((n._op, tuple([r if r >= 0 else first + ~r for r in refs])))
     sigs = tuple(  # as in _spec.out_aval, but a leaf cell's tells a state leaf (inlined)
         [
             a.sig

@@ -54,23 +54,31 @@ class TraceState(threading.local):
 TRACE = TraceState()
 
 
+_new = tuple.__new__  # Before(...) without its Python-level __new__: once per leaf and step
+
+
 def note(leaf):
     """Tell every open ``watching()`` block and transaction of this thread that ``leaf`` is
     written now (its cell or ``.grad`` is about to change)."""
+    k = id(leaf)
     for seen in TRACE.writes:
-        if id(leaf) not in seen:
-            seen[id(leaf)] = Before(leaf, leaf._cell, leaf._grad)
+        if k not in seen:
+            seen[k] = _new(Before, (leaf, leaf._cell, leaf._grad))
 
 
 def note_read(leaf):
     """Tell every open ``watching()`` block of this thread that ``leaf`` is read now."""
+    k = id(leaf)
     for seen in TRACE.watches:
-        if id(leaf) not in seen:
-            seen[id(leaf)] = Before(leaf, leaf._cell, leaf._grad)
+        if k not in seen:
+            seen[k] = _new(Before, (leaf, leaf._cell, leaf._grad))
 
 
 def _remove(stack, seen):
-    del stack[next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is seen)]
+    if stack[-1] is seen:  # blocks close in the order they opened
+        stack.pop()
+    else:
+        del stack[next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is seen)]
 
 
 @contextlib.contextmanager

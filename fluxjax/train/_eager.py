@@ -5,7 +5,7 @@ import numpy as np
 from fluxjax import tracker
 from fluxjax.layers import truncating
 
-from ._update import _step
+from ._update import _commit, _stepped
 
 
 def _call(loss, item):
@@ -23,13 +23,16 @@ class Eager:
 
     def step(self, item):
         with tracker.transaction():  # a refused step puts every leaf back, state included
-            value = self._step(item)
+            value = self._loss_and_grads(item)
+            stepped = self._stepped()
+        _commit(self.opt, self.plist, stepped)  # checked: writing it cannot fail
         self.nsteps += 1
         return value
 
-    def _step(self, item):
-        for p in self.plist:
-            p.grad = None  # reads as zeros
+    def _loss_and_grads(self, item):
+        if any(g is not None for g in tracker.grads_of(self.plist)):  # else zeros already
+            for p in self.plist:
+                p.grad = None  # reads as zeros
         with truncating():  # each step starts from the stored carry, as compiled steps do
             try:
                 l = _call(self.loss, item)
@@ -45,11 +48,13 @@ class Eager:
         value = np.asarray(tracker.data(l))
         if not np.isfinite(value):
             raise nonfinite_error(float(value), self.nsteps)
+        return value
+
+    def _stepped(self):
         try:
-            _step(self.opt, self.plist, [p.grad for p in self.plist])
+            return _stepped(self.opt, self.plist, [p.grad for p in self.plist])
         except FloatingPointError:
             raise nonfinite_gradient_error(self.nsteps) from None
-        return value
 
     def resume(self):
         pass

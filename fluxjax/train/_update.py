@@ -14,6 +14,7 @@ inside ``fluxjax.jit``, and a failed trace or step leaves the state as it was.
 
 import functools
 import weakref
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -173,7 +174,17 @@ def _grad_of(gs, p, i):
     return jnp.zeros_like(p.data) if g is None else tracker.data(g)
 
 
-def _step(opt, plist, grads):
+class Stepped(NamedTuple):
+    """One optimiser step computed and checked, not yet written: the params' ``new``
+    values and the optimiser's ``state``."""
+
+    new: list
+    state: object
+
+
+def _stepped(opt, plist, grads) -> Stepped:
+    """The step of ``opt`` for ``plist`` from ``grads``; raises ``FloatingPointError``,
+    having written nothing, if the gradient or the new values are not finite."""
     arrays = [p.data for p in plist]
     state = get_state(opt, plist, arrays)
     new, state, fine = _book(opt).apply(grads, state, arrays)
@@ -182,10 +193,19 @@ def _step(opt, plist, grads):
         "update_: the gradient or the updated params are not finite; the params and the "
         "optimiser state were left unchanged",
     )
-    put_state(opt, plist, state)
-    for p, a in zip(plist, new, strict=True):
+    return Stepped(new, state)
+
+
+def _commit(opt, plist, stepped: Stepped):
+    """Writes a checked step: the optimiser's state, the params' values, zero gradients."""
+    put_state(opt, plist, stepped.state)
+    for p, a in zip(plist, stepped.new, strict=True):
         p.data = a
         p.grad = None  # reads as zeros
+
+
+def _step(opt, plist, grads):
+    _commit(opt, plist, _stepped(opt, plist, grads))
 
 
 def update_(*args):
