@@ -32,6 +32,7 @@ def _weak_key(key, gone):
     return key._replace(steps=tuple([(weak_op(op, gone), refs) for op, refs in key.steps]))
 
 
+_new = tuple.__new__  # a Key without NamedTuple's Python-level __new__: one per replay
 _SEEN = Cache(1024, "compiled replays", holds=_weak_key)  # Key -> compiled fn, None: seen once
 _LOOSE = Cache(256, "replay misses")  # structure ignoring function identity -> (misses, key)
 _WARNED = Cache(1, "recompile warning given")
@@ -104,25 +105,33 @@ class Tape(NamedTuple):
                 cells.append(x)
             else:  # a plain array is its own value
                 consts.append(value(x) if isinstance(x, LeafCell | Value) else x)
-        first = {id(c.owner): c for c in reversed(cells)}  # a param may be read via 2 cells
-        acc = [  # add the .grad it holds (once per param), unless only `wanted` are asked for
-            wanted is None and c.owner._grad is not None and first[id(c.owner)] is c for c in cells
-        ]
-        olds = [c.owner._grad for c, a in zip(cells, acc) if a]
-        pend = [c.value is None and c.old.value is not None for c in cells]  # update_ to fuse
-        watched = TRACE.watches  # then c.get(), which notes the read
-        ins = [
-            (c.old.value, c.step) if p else c.get() if c.value is None or watched else c.value
-            for c, p in zip(cells, pend)
-        ]
+        acc, olds, pend, ins, pending = [], [], [], [], []
+        owners, watched = set(), TRACE.watches  # watched: c.get(), which notes the read
+        for c in cells:
+            o = c.owner  # a param read via 2 cells: the .grad it holds is added to the first
+            a = wanted is None and o._grad is not None and id(o) not in owners
+            owners.add(id(o))
+            acc.append(a)
+            if a:
+                olds.append(o._grad)
+            p = c.value is None and c.old.value is not None  # a pending update_, to fuse
+            pend.append(p)
+            if p:
+                pending.append(c)
+                ins.append((c.old.value, c.step))
+            else:
+                ins.append(c.get() if c.value is None or watched else c.value)
         flags = (tuple(wrt), tuple(acc), tuple(pend), dy is not None)
-        key = Key("bwd", self.steps, self.sigs, flags)
-        fn = cached(key, lambda k: _backward_fn(k.steps, *k.flags))
+        fn = cached(_new(Key, ("bwd", self.steps, self.sigs, flags)), _build_backward)
         y, grads, settled = fn(ins, consts, olds, dy)
-        for c, v in zip([c for c, p in zip(cells, pend) if p], settled):
+        for c, v in zip(pending, settled):
             if not isinstance(v, Tracer):  # inside a trace the cell keeps its pending form
                 c.value, c.old, c.step = v, None, None
         return y, cells, grads
+
+
+def _build_backward(key):
+    return _backward_fn(key.steps, *key.flags)
 
 
 def _settle(old, step):
@@ -191,7 +200,7 @@ def plan(root, full=True) -> Tape:
             for a in inputs
         ]
     )
-    return Tape(tuple(steps), inputs, nodes, sigs)
+    return _new(Tape, (tuple(steps), inputs, nodes, sigs))
 
 
 def live_value(x):
