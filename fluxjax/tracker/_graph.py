@@ -189,7 +189,10 @@ def plan(root, full=True) -> Tape:
             ins.append(refs)
     first, steps = len(inputs), []  # refs: the inputs first, then the steps' outputs
     for n, refs in zip(nodes, ins):
-        steps.append((n._op, tuple([r if r >= 0 else first + ~r for r in refs])))
+        for j, r in enumerate(refs):
+            if r < 0:
+                refs[j] = first + ~r
+        steps.append((n._op, tuple(refs)))
     sigs = tuple(  # as in _spec.out_aval, but a leaf cell's tells a state leaf (inlined)
         [
             a.sig

@@ -24,13 +24,16 @@ class Eager:
     def step(self, item):
         with tracker.transaction():  # a refused step puts every leaf back, state included
             value = self._loss_and_grads(item)
-            stepped = self._stepped()
+            try:
+                stepped = _stepped(self.opt, self.plist, [p.grad for p in self.plist])
+            except FloatingPointError:
+                raise nonfinite_gradient_error(self.nsteps) from None
         _commit(self.opt, self.plist, stepped)  # checked: writing it cannot fail
         self.nsteps += 1
         return value
 
     def _loss_and_grads(self, item):
-        if any(g is not None for g in tracker.grads_of(self.plist)):  # else zeros already
+        if tracker.grads_of(self.plist).count(None) != len(self.plist):  # else zeros already
             for p in self.plist:
                 p.grad = None  # reads as zeros
         with truncating():  # each step starts from the stored carry, as compiled steps do
@@ -38,8 +41,9 @@ class Eager:
                 l = _call(self.loss, item)
             except FloatingPointError as e:
                 raise FloatingPointError(f"{e} (step {self.nsteps}, 0-based)") from None
-        if np.shape(l) != ():
-            raise ValueError(f"the loss must return a scalar, got shape {np.shape(l)}")
+        shape = l.shape if isinstance(l, tracker.Tracked) else np.shape(l)
+        if shape != ():
+            raise ValueError(f"the loss must return a scalar, got shape {shape}")
         if isinstance(l, tracker.Tracked):
             try:
                 tracker.back_(l)
@@ -49,12 +53,6 @@ class Eager:
         if not np.isfinite(value):
             raise nonfinite_error(float(value), self.nsteps)
         return value
-
-    def _stepped(self):
-        try:
-            return _stepped(self.opt, self.plist, [p.grad for p in self.plist])
-        except FloatingPointError:
-            raise nonfinite_gradient_error(self.nsteps) from None
 
     def resume(self):
         pass
