@@ -17,6 +17,7 @@ import numbers
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from . import tracker
@@ -25,9 +26,10 @@ _DYNAMIC = (jax.Array, np.ndarray, np.generic, numbers.Number)
 
 
 class _Built(NamedTuple):
-    """One compiled variant: the jitted ``pure(dyn, values, grads) -> (out, oks, values,
-    grads)``, its bridge transaction (the ``check`` messages), and the ``tracker.Guarded``
-    it traces (an exception inside the trace is raised outside it)."""
+    """One compiled variant: the jitted ``pure(dyn, values, grads) -> (out, failed, values,
+    grads)`` (``failed``: ``_first_failed``), its bridge transaction (the ``check``
+    messages), and the ``tracker.Guarded`` it traces (an exception inside the trace is
+    raised outside it)."""
 
     fn: Any
     bridge: tracker.Pure
@@ -71,8 +73,8 @@ class CompiledStep:
             else:
                 if guards.version != version:  # that trace read a new mode: file by it
                     self._compiled[self._key(ids)] = built
-        out, oks, values, grads = outs
-        tracker.raise_failed(oks, built.bridge.messages)  # first: a failed call writes nothing
+        out, failed, values, grads = outs
+        _raise_failed(failed, built.bridge.messages, values, grads)  # first: writes nothing
         tracker.assign(leaves, values, grads)
         return out
 
@@ -107,7 +109,7 @@ class CompiledStep:
                 out, effects = bridge(values, *_merge(statics, dyn), grads=grads)
             if reads:  # also when JAX traces a warm variant again, for a new input shape
                 guards.add(reads)
-            return out, effects.oks, effects.values, effects.grads  # a tuple: a quick unflatten
+            return out, _first_failed(effects.oks), effects.values, effects.grads  # a tuple
 
         guarded = tracker.Guarded(pure)
         return _Built(jax.jit(guarded), bridge, guarded)
@@ -142,6 +144,27 @@ class CompiledStep:
 def _dynamic(args, ids):
     """The arguments passed as arrays (None for each static one)."""
     return [a if i is None else None for a, i in zip(args, ids)]
+
+
+def _first_failed(oks):
+    """Traced: the index of the first ``check`` that failed (``len(oks)``: none), as one
+    array, so a call reads one number back however many checks the step made; None if
+    it made none."""
+    if not oks:
+        return None
+    fine = jnp.stack([jnp.all(ok) for ok in oks])
+    return jnp.where(fine.all(), len(oks), jnp.argmin(fine))
+
+
+def _raise_failed(failed, messages, values, grads):
+    """After the call, before any write: ``FloatingPointError`` for the first failed check
+    (``failed`` from ``_first_failed``), ``RuntimeError`` for a tracer a leaf would keep."""
+    if failed is None or isinstance(failed, jax.core.Tracer):  # no checks, or traced
+        tracker.refuse_tracers(values, grads)  # jax.jit around the step: refused
+        if failed is not None:  # inside fluxjax's own transformations: as ``check`` does
+            tracker.raise_failed([failed != i for i in range(len(messages))], messages)
+    elif int(failed) < len(messages):
+        raise FloatingPointError(messages[int(failed)])
 
 
 def _merge(statics, dyn):

@@ -5,6 +5,7 @@ eagerly on a twin, or hand computations."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -111,3 +112,28 @@ def test_a_warm_call_that_fails_its_check_changes_nothing():
     f(jnp.ones(2))  # the momentum is as if the failed call never happened
     assert_close(np.asarray(W.data), np.asarray(twin.data))
     assert float(n.data) == 3.0
+
+
+def test_a_step_called_inside_jax_jit_is_refused_and_changes_nothing():
+    W = fj.param([1.0, 2.0])
+
+    @fj.jit
+    def step(x):
+        loss = (W * x).sum()
+        fj.back_(loss)
+        fj.update_(W, -0.5 * fj.grad(W))
+        return loss
+
+    step(jnp.ones(2))  # warm now; W is [0.5, 1.5]
+    with pytest.raises(RuntimeError, match="fluxjax.jit"):  # W would keep a tracer
+        jax.jit(step)(jnp.ones(2))
+    assert isinstance(W.data, jax.Array) and not isinstance(W.data, jax.core.Tracer)
+    np.testing.assert_array_equal(np.asarray(W.data), [0.5, 1.5])
+    evaluate = fj.jit(lambda x: (W * x).sum())  # writes no leaf: fine inside jax.jit
+    evaluate(jnp.ones(2))
+    assert float(jax.jit(evaluate)(jnp.asarray([2.0, 1.0]))) == pytest.approx(2.5)
+    np.testing.assert_array_equal(np.asarray(W.data), [0.5, 1.5])
+    # inside fluxjax's own transformations the step's writes are threaded as usual
+    outer = fj.jit(lambda x: step(x))
+    assert float(outer(jnp.ones(2))) == pytest.approx(2.0)
+    np.testing.assert_array_equal(np.asarray(W.data), [0.0, 1.0])

@@ -27,7 +27,8 @@ import numpy as np
 
 from ._cache import noting_statics
 from ._cell import LeafCell, Value
-from ._trace import check, checking, keeping_graph, note, restore, swapped, watching
+from ._compat import Tracer
+from ._trace import TRACE, check, checking, keeping_graph, note, restore, swapped, watching
 
 
 class Run(NamedTuple):
@@ -276,6 +277,23 @@ def write_back(leaves, values):
     for p, v in zip(leaves, values, strict=True):
         if v is not None:
             p.data = v
+
+
+def refuse_tracers(values, grads=None):
+    """Before a compiled call's results are written to leaves: ``RuntimeError`` if one is
+    a JAX tracer of a transformation fluxjax did not open (``jax.jit`` around a
+    ``fluxjax.jit`` step): the leaf would keep it after that trace.
+
+    >>> refuse_tracers([jnp.ones(2), None], [None, None])
+    """
+    if TRACE.swaps or TRACE.watches:  # inside fluxjax's own: its leaves are put back
+        return
+    if any(isinstance(x, Tracer) for x in (*values, *(grads or ()))):
+        raise RuntimeError(
+            "a fluxjax.jit step that writes params or state (values or .grad) ran inside "
+            "jax.jit/jax.grad/jax.vmap: the leaves would keep JAX tracers after that trace. "
+            "Call the step outside it, or compile the outer function with fluxjax.jit"
+        )
 
 
 def values_of(leaves):
