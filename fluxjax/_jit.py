@@ -147,13 +147,12 @@ def _dynamic(args, ids):
 
 
 def _first_failed(oks):
-    """Traced: the index of the first ``check`` that failed (``len(oks)``: none), as one
-    array, so a call reads one number back however many checks the step made; None if
-    it made none."""
+    """Traced: the index of the first ``check`` that failed (-1: none), as one array, so a
+    call reads one number back however many checks the step made; None if it made none."""
     if not oks:
         return None
     fine = jnp.stack([jnp.all(ok) for ok in oks])
-    return jnp.where(fine.all(), len(oks), jnp.argmin(fine))
+    return jnp.where(fine.all(), -1, jnp.argmin(fine))
 
 
 def _raise_failed(failed, messages, values, grads):
@@ -163,8 +162,13 @@ def _raise_failed(failed, messages, values, grads):
         tracker.refuse_tracers(values, grads)  # jax.jit around the step: refused
         if failed is not None:  # inside fluxjax's own transformations: as ``check`` does
             tracker.raise_failed([failed != i for i in range(len(messages))], messages)
-    elif int(failed) < len(messages):
-        raise FloatingPointError(messages[int(failed)])
+        return
+    i = int(failed)
+    if i >= 0:  # (the messages are the last trace's: another shape's may differ in number)
+        raise FloatingPointError(messages[i] if i < len(messages) else _FAILED)
+
+
+_FAILED = "fluxjax.jit: a check inside the step failed; nothing was changed"
 
 
 def _merge(statics, dyn):

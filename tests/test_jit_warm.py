@@ -137,3 +137,6 @@ def test_a_step_called_inside_jax_jit_is_refused_and_changes_nothing():
     outer = fj.jit(lambda x: step(x))
     assert float(outer(jnp.ones(2))) == pytest.approx(2.0)
     np.testing.assert_array_equal(np.asarray(W.data), [0.0, 1.0])
+    with pytest.raises(FloatingPointError, match="loss is not finite"):  # the inner check
+        outer(jnp.asarray([np.nan, 1.0]))
+    np.testing.assert_array_equal(np.asarray(W.data), [0.0, 1.0])
