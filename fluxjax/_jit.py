@@ -74,7 +74,7 @@ class CompiledStep:
                 if guards.version != version:  # that trace read a new mode: file by it
                     self._compiled[self._key(ids)] = built
         out, failed, values, grads = outs
-        _raise_failed(failed, built.bridge.messages, values, grads)  # first: writes nothing
+        _raise_failed(failed, built.bridge, values, grads)  # first: a failure writes nothing
         tracker.assign(leaves, values, grads)
         return out
 
@@ -155,17 +155,19 @@ def _first_failed(oks):
     return jnp.where(fine.all(), -1, jnp.argmin(fine))
 
 
-def _raise_failed(failed, messages, values, grads):
-    """After the call, before any write: ``FloatingPointError`` for the first failed check
-    (``failed`` from ``_first_failed``), ``RuntimeError`` for a tracer a leaf would keep."""
+def _raise_failed(failed, bridge, values, grads):
+    """After the call, before any write: the error of the first failed check (``failed``
+    from ``_first_failed``), ``RuntimeError`` for a tracer a leaf would keep."""
+    messages = bridge.messages
     if failed is None or isinstance(failed, jax.core.Tracer):  # no checks, or traced
         tracker.refuse_tracers(values, grads)  # jax.jit around the step: refused
         if failed is not None:  # inside fluxjax's own transformations: as ``check`` does
-            tracker.raise_failed([failed != i for i in range(len(messages))], messages)
+            oks = [failed != i for i in range(len(messages))]
+            tracker.raise_failed(oks, messages, bridge.errors)
         return
     i = int(failed)
     if i >= 0:  # (the messages are the last trace's: another shape's may differ in number)
-        raise FloatingPointError(messages[i] if i < len(messages) else _FAILED)
+        raise bridge.errors[i](messages[i]) if i < len(messages) else FloatingPointError(_FAILED)
 
 
 _FAILED = "fluxjax.jit: a check inside the step failed; nothing was changed"

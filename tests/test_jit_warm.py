@@ -140,3 +140,13 @@ def test_a_step_called_inside_jax_jit_is_refused_and_changes_nothing():
     with pytest.raises(FloatingPointError, match="loss is not finite"):  # the inner check
         outer(jnp.asarray([np.nan, 1.0]))
     np.testing.assert_array_equal(np.asarray(W.data), [0.0, 1.0])
+
+
+def test_a_traced_check_keeps_its_error_type():
+    m = fj.Embedding(5, 2)
+    f = fj.jit(lambda x: m(x).sum())
+    f(jnp.asarray([1, 2]))
+    before = np.asarray(m.weight.data)
+    with pytest.raises(IndexError, match=r"Embedding\(5, 2\).*0 to 4"):
+        f(jnp.asarray([1, 9]))  # the index is only known inside the compiled call
+    np.testing.assert_array_equal(np.asarray(m.weight.data), before)
