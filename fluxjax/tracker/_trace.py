@@ -37,7 +37,8 @@ class Before(NamedTuple):
 class TraceState(threading.local):
     """Per-thread: ``swaps`` (old cell id -> the cell read now), ``watches`` (a stack of
     dicts id(leaf) -> Before), ``keep_graph`` (depth of ``keeping_graph`` blocks),
-    ``checks`` (the innermost ``checking()`` block's list of ``(ok, message)``, or None)."""
+    ``checks`` (the innermost ``checking()`` block's list of ``(ok, message, error)``, or
+    None)."""
 
     def __init__(self):
         self.swaps: dict = {}
@@ -82,12 +83,12 @@ def check(ok, message, error=FloatingPointError):
         if not bool(ok):
             raise error(message)
     elif TRACE.checks is not None:
-        TRACE.checks.append((ok, message))
+        TRACE.checks.append((ok, message, error))
 
 
 @contextlib.contextmanager
 def checking():
-    """Yield the list of ``(traced ok, message)`` that ``check`` collects in the block."""
+    """Yield the list of ``(traced ok, message, error)`` that ``check`` collects in the block."""
     found: list = []
     outer, TRACE.checks = TRACE.checks, found
     try:
