@@ -169,8 +169,10 @@ class Recur:
         # plain values (as the cell's lifted step reads them), each of the batch's shape
         h = _like(h, [jnp.broadcast_to(data(v), (*batch, v.shape[-1])) for v in _as_tuple(h)])
 
+        step = self.cell.looped() if hasattr(self.cell, "looped") else self.cell
+
         def body(h, xt):  # a new function per trace: JAX caches a scan's body by identity
-            return self.cell(h, xt)
+            return step(h, xt)
 
         h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x), 0, 1))
         self._remember(h, batch)
