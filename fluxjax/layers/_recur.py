@@ -46,6 +46,13 @@ from ._walk import walk
 
 _where = track(lambda fresh, init, s: jnp.where(fresh > 0, init, s))
 _stack = track(lambda ys: jnp.stack(ys, axis=1))
+_broadcast = track(jnp.broadcast_to)
+
+
+def _batched(v, batch):
+    """``v`` broadcast to ``(*batch, size)`` (itself when it has that shape)."""
+    shape = (*batch, v.shape[-1])
+    return v if tuple(v.shape) == shape else _broadcast(v, shape)
 
 
 class _Steps(threading.local):
@@ -107,6 +114,29 @@ def _threaded(held):
     return any(isinstance(s, tracker.Tracked) and _plain_tracer(data(s)) for s in held)
 
 
+def _scanned(cell, h, x):
+    """``(h, ys)``: ``cell``'s steps over ``x`` ``(n, time, in)`` from ``h``, in one
+    ``lax.scan`` (its ``looped`` step when it has one); ``ys`` is ``(n, time, out)``.
+
+    When a step's output is its new state's first array (Flux's cells), the last output
+    is read from the final state rather than from the scan's outputs: a loss that keeps
+    only the last output (``m(x)[:, -1]``) then leaves the scan's outputs unused, and XLA
+    drops them (storing each step's output, and adding its gradient back, made an LSTM
+    epoch ~10% slower)."""
+    step, echoes = cell.looped() if hasattr(cell, "looped") else cell, []
+
+    def body(h, xt):  # a new function per trace: JAX caches a scan's body by identity
+        h, y = step(h, xt)
+        echoes.append(y is _as_tuple(h)[0])
+        return h, y
+
+    h, ys = jax.lax.scan(body, h, jnp.swapaxes(x, 0, 1))
+    ys = jnp.swapaxes(ys, 0, 1)
+    if all(echoes):  # (batch-major: XLA sees through a slice of this concatenation)
+        ys = jnp.concatenate([ys[:, :-1], _as_tuple(h)[0][:, None]], axis=1)
+    return h, ys
+
+
 @dataclass(eq=False, repr=False, init=False)
 class Recur:
     """Recur(cell)
@@ -157,7 +187,10 @@ class Recur:
         """``(n, time, in) -> (n, time, out)``. Inside a trace whose steps give plain JAX
         values, every step runs in one ``jax.lax.scan``; otherwise step by step."""
         batch = tuple(x.shape[:1])
-        h, first = self._current(batch), []
+        # of the batch's shape, lifted: plain values in a trace that computes tracked steps
+        # as plain JAX, even from the initial state's params (reset_ in the loss)
+        h = self._current(batch)
+        h, first = _like(h, [_batched(v, batch) for v in _as_tuple(h)]), []
         if not _gives_plain(x, h):  # the first step tells: does it give plain values?
             h, y = self.cell(h, x[:, 0])
             self._remember(h, batch)
@@ -166,17 +199,8 @@ class Recur:
                 return _stack(first + [self._step(x[:, t])[1] for t in range(x.shape[1])])
         if x.shape[1] == 0:
             return _stack(first)
-        # plain values (as the cell's lifted step reads them), each of the batch's shape
-        h = _like(h, [jnp.broadcast_to(data(v), (*batch, v.shape[-1])) for v in _as_tuple(h)])
-
-        step = self.cell.looped() if hasattr(self.cell, "looped") else self.cell
-
-        def body(h, xt):  # a new function per trace: JAX caches a scan's body by identity
-            return step(h, xt)
-
-        h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x), 0, 1))
+        h, ys = _scanned(self.cell, h, data(x))
         self._remember(h, batch)
-        ys = jnp.swapaxes(ys, 0, 1)
         return jnp.concatenate([first[0][:, None], ys], axis=1) if first else ys
 
     def _live(self):
