@@ -56,9 +56,11 @@ def _batched(v, batch):
 
 
 class _Steps(threading.local):
-    """Per thread: the token of the ``train_`` step running now (None outside ``train_``)."""
+    """Per thread: the token of the ``train_`` step running now (None outside ``train_``);
+    the carry fits a compiled trace noted (``fitting``; None outside one)."""
 
     token = None
+    fits = None
 
 
 _STEPS = _Steps()
@@ -73,6 +75,19 @@ def truncating():
         yield
     finally:
         _STEPS.token = old
+
+
+@contextlib.contextmanager
+def fitting():
+    """Inside the block (a compiled ``train_`` trace), a ``Recur`` whose carry the trace
+    does not thread yet and that has another shape than the batch notes how to fit it:
+    the block yields ``{id(recur): setup}``, for the retrace that threads the carry to
+    fit it too (without it, the threaded trace would ask for a retrace of its own)."""
+    old, _STEPS.fits = _STEPS.fits, {}
+    try:
+        yield _STEPS.fits
+    finally:
+        _STEPS.fits = old
 
 
 class _Live(NamedTuple):
@@ -233,6 +248,7 @@ class Recur:
         if _threaded(held):  # threaded by a compiled step
             raise tracker.Retrace(setup=lambda: self._fit(batch))
         if all(_shape(s) == i.shape for s, i in zip(held, init)):  # unbatched: broadcasts
+            self._note_fit(lambda: self._fit(batch))  # what the threaded trace would ask
             return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
         if not _plain_tracer(data(self.fresh)) and float(data(self.fresh)) == 0:
             raise self._mismatch(_shape(held[0]), batch)
@@ -253,6 +269,11 @@ class Recur:
         if reset:
             write(self, "fresh", np.ones((), np.float32))
 
+    def _note_fit(self, setup):
+        """Inside ``fitting``: ``setup`` fits this carry (the first noted in a trace)."""
+        if _STEPS.fits is not None:
+            _STEPS.fits.setdefault(id(self), setup)
+
     def _mismatch(self, shape, batch):
         return ValueError(
             f"{self!r}: its state, of shape {tuple(shape)}, comes from a batch of another "
@@ -268,8 +289,12 @@ class Recur:
         elif not any(_plain_tracer(v) for v in values):  # eager: the carry takes a new shape
             for s, v in zip(held, values):
                 tracker.resize(s, v)
-        elif _threaded(held):  # threaded: trace again, reshaped
-            raise tracker.Retrace(setup=lambda: self._fit(batch, reset=True))
+        elif _threaded(held):  # threaded (or holding what reset_ wrote): trace again,
+            # reshaped; the leaves too, for a trace that did not thread them yet
+            setup = lambda: self._fit(batch, reset=True)  # noqa: E731
+            raise tracker.Retrace([*held, self.fresh], setup=setup)
+        else:  # not threaded yet: the retrace that threads it can fit it first
+            self._note_fit(lambda: self._fit(batch, reset=True))
         write(self, "fresh", np.zeros((), np.float32))
         object.__setattr__(self, "_carry", _Live(h, data(self.fresh), _STEPS.token))
 
