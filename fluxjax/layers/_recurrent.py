@@ -88,13 +88,13 @@ def _looped(cell, math):
     return step
 
 
-_STEPS = {_pre: _step(_pre), _lstm: _step(_lstm), _gru: _step(_gru)}
+_LIFTED = {_pre: _step(_pre), _lstm: _step(_lstm), _gru: _step(_gru)}
 
 
 def _called(cell, math, h, x):
     """One step of ``cell`` (``cell(h, x)``), its weights as it holds them."""
     _check(cell, x)
-    return cell._advance(_STEPS[math], cell.Wi, cell.Wh, h, x)
+    return cell._advance(_LIFTED[math], cell.Wi, cell.Wh, h, x)
 
 
 @dataclass(eq=False, repr=False, init=False)
