@@ -105,6 +105,45 @@ def make_fluxjax(task, strategy="auto", explicit=False):
     return Step(run, steps=len(loader))
 
 
+def make_jax_scan_fluxjax_model(task):
+    """Diagnostic (not run by default): ``make_jax_scan``'s epoch over fluxjax's model as a
+    plain pytree, its params differentiated (Adam on them only) and its other leaves
+    passed along, with ``make_fluxjax``'s loss: ``train_`` less this is its machinery's
+    cost, this less ``make_jax_scan`` the model's."""
+    m, tx, batches = models.fluxjax_model(task), optax.adam(LR), _device_batches(task)
+    xs, ys = jnp.stack([x for x, _ in batches]), jnp.stack([y for _, y in batches])
+    leaves, treedef = jax.tree.flatten(m)
+    trained = {id(p.data) for p in fj.params(m)}
+    mask = [id(v) in trained for v in leaves]
+    p, rest = [v for v, k in zip(leaves, mask) if k], [v for v, k in zip(leaves, mask) if not k]
+
+    def loss(p, rest, x, y):
+        ps, others = iter(p), iter(rest)
+        model = jax.tree.unflatten(treedef, [next(ps) if k else next(others) for k in mask])
+        if task == "lstm":
+            fj.reset_(model)
+        return fj.logitcrossentropy(model(x), y)
+
+    @jax.jit
+    def epoch(p, s, rest, xs, ys):
+        def body(carry, xy):
+            p, s = carry
+            l, g = jax.value_and_grad(loss)(p, rest, *xy)
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), l
+
+        (p, s), ls = jax.lax.scan(body, (p, s), (xs, ys))
+        return p, s, ls
+
+    state = [p, tx.init(p)]
+
+    def run():
+        state[0], state[1], ls = epoch(*state, rest, xs, ys)
+        return ls
+
+    return Step(run, steps=len(batches))
+
+
 # ---- Equinox, Flax NNX, PyTorch -----------------------------------------------------------
 
 
@@ -183,6 +222,10 @@ CONTENDERS = {
 }
 
 
+DIAGNOSTICS = {"jax lax.scan, fluxjax model": make_jax_scan_fluxjax_model}
+"""Contenders ``build`` knows but ``epochs.py`` does not run: name them to time them."""
+
+
 # XLA:CPU runs the ~1M-param CNN's step inside a rolled `lax.scan` ~40× slower than per
 # call (one epoch of 20 batches: 140 s against 3.5 s, measured once): not run by default.
 SKIP = {"cnn32": ("jax lax.scan", "train_ scan")}
@@ -196,7 +239,7 @@ def build(task, names, skip=True):
             print(f"  skipped {name} for {task} (SKIP: too slow on XLA:CPU)", file=sys.stderr)
             continue
         try:
-            steps[name] = CONTENDERS[name](task)
+            steps[name] = {**CONTENDERS, **DIAGNOSTICS}[name](task)
         except ImportError as err:
             print(f"  skipped {name}: {type(err).__name__}: {err}", file=sys.stderr)
     return steps

@@ -14,7 +14,10 @@ calls:
   (the bridge);
 - ``train_`` compiled over a list of 50 batches, over a ``DataLoader`` of 50 batches, and
   eagerly (``jit=False``, 10 batches), per step;
-- a ``fluxjax.jit`` step (``back_`` and ``update_`` inside).
+- a ``fluxjax.jit`` step (``back_`` and ``update_`` inside);
+- the seed's three idioms (``gradient`` then ``update_(p, -η * gs[p])``, ``gradient`` then
+  ``update_(opt, ps, gs)``, ``back_`` then ``update_(p, -η * grad(p))``) at tiny and small,
+  a block of steps ending on every ``p.data``, so pending updates are timed too (written here, so both checkouts run the same code).
 
 The table gives the median over pairs of each side (µs per call or step) and the
 after/before ratio.
@@ -36,15 +39,15 @@ import fluxjax as fj
 from benchmarks import _peers
 from benchmarks._fluxjax_contenders import make_eager
 
-def best(fn, n, per=1, rounds=5):
+def best(fn, n, per=1, rounds=5, sync=lambda r: r):
     for _ in range(3):
-        jax.block_until_ready(fn())
+        jax.block_until_ready(sync(fn()))
     blocks = []
     for _ in range(rounds):
         t = time.process_time()
         for _ in range(n):
             r = fn()
-        jax.block_until_ready(r)
+        jax.block_until_ready(sync(r))
         blocks.append((time.process_time() - t) / n / per * 1e6)
     return min(blocks)
 
@@ -82,6 +85,39 @@ def jitted(a):
     return l
 
 out["fluxjax.jit step"] = best(lambda: jitted(v), 100)
+
+def seed_forms(size):  # the seed's three idioms, as benchmarks/seed_idioms.py writes them
+    eta = 0.01
+    sm = fj.Chain(fj.Dense(size.n_in, size.hidden, fj.relu),
+                  fj.Dense(size.hidden, size.hidden, fj.relu), fj.Dense(size.hidden, size.n_out))
+    sx = jnp.asarray(rng.normal(size=(size.batch, size.n_in)), jnp.float32)
+    sy = jnp.asarray(rng.normal(size=(size.batch, size.n_out)), jnp.float32)
+    sps, sopt = fj.params(sm), fj.Descent(eta)
+
+    def by_param():
+        gs = fj.gradient(lambda: fj.mse(sm(sx), sy), sps)
+        for p in sps:
+            fj.update_(p, -eta * gs[p])
+        return sps
+
+    def by_opt():
+        gs = fj.gradient(lambda: fj.mse(sm(sx), sy), sps)
+        fj.update_(sopt, sps, gs)
+        return sps
+
+    def by_back():
+        l = fj.mse(sm(sx), sy)
+        fj.back_(l)
+        for p in sps:
+            fj.update_(p, -eta * fj.grad(p))
+        return sps
+
+    return {"gradient + update_(p)": by_param, "gradient + update_(opt)": by_opt,
+            "back_ + update_(p)": by_back}
+
+for name, n in (("tiny", 50), ("small", 10)):
+    for form, fn in seed_forms(_peers.SIZES[name]).items():
+        out[f"seed {form}, {name}"] = best(fn, n, sync=lambda ps: [p.data for p in ps])
 print(json.dumps(out))
 """
 

@@ -115,3 +115,34 @@ def test_a_refused_step_keeps_the_last_finite_params(strategy, guard):
     assert sorted(after) == sorted(before)
     for name in before:
         np.testing.assert_array_equal(after[name], before[name])
+
+
+def _lstm_trained(reset, **kw):
+    """Params after one epoch of the LSTM workload, and how many times its loss ran."""
+    fj.seed(0)
+    m, xshape = _lstm()
+    rng = np.random.default_rng(1)
+    data = (rng.normal(size=xshape).astype(np.float32), np.ones((N, 2), np.float32))
+    runs = []
+
+    def loss(x, y):
+        runs.append(1)
+        if reset:
+            fj.reset_(m)
+        return fj.mse(m(x), y)
+
+    fj.train_(loss, fj.params(m), fj.DataLoader(data, B), fj.ADAM(0.01), **kw)
+    return [np.asarray(p.data) for p in fj.params(m)], len(runs)
+
+
+@pytest.mark.parametrize("reset", [True, False])
+@pytest.mark.parametrize("strategy", ["step", "scan"])
+def test_a_first_call_traces_a_recurrent_loss_twice(strategy, reset):
+    """The trace that finds the LSTM's carry (not threaded yet, of another shape than the
+    batch) threads it and fits it to the batch in one retrace: two traces, not three.
+    Params: the eager loop's."""
+    want, _ = _lstm_trained(reset, jit=False)
+    got, runs = _lstm_trained(reset, strategy=strategy)
+    assert runs == 2
+    for g, w in zip(got, want):
+        assert_close(g, w)

@@ -168,12 +168,15 @@ def _top_level_dots(jaxpr):
     return n
 
 
+@pytest.mark.parametrize("reset_inside", [False, True])
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_a_compiled_sequence_runs_every_step_in_the_scan(rng, kind):
+def test_a_compiled_sequence_runs_every_step_in_the_scan(rng, kind, reset_inside):
     """Inside a trace that computes tracked steps as plain JAX (a compiled ``train_`` step,
     ``gradient`` of a model: the bridge, ``tracker.Pure``), the whole ``(n, time, in)``
     sequence is one ``lax.scan``: no time step is unrolled before it (that made the LSTM
-    step's compile ~1.6x, 13 dot products against 8). Outputs: the twin's."""
+    step's compile ~1.6x, 13 dot products against 8), also when the traced function
+    calls ``reset_`` itself (the steps start from the initial state's params). Outputs:
+    the twin's."""
     from fluxjax import tracker
 
     m, w = _model(kind, rng)
@@ -182,7 +185,8 @@ def test_a_compiled_sequence_runs_every_step_in_the_scan(rng, kind):
     m(xs)  # the carry takes the batch's shape (a compiled step's setup does this)
     fj.reset_(m)
     leaves = [*fj.params(m), *fj.states(m)]
-    bridge = tracker.Pure(lambda x: m(x), leaves, compiled=True, write_leaves=True)
+    call = (lambda x: fj.reset_(m)(x)) if reset_inside else (lambda x: m(x))
+    bridge = tracker.Pure(call, leaves, compiled=True, write_leaves=True)
 
     def run(values, x):
         out, _ = bridge(values, x)

@@ -40,6 +40,7 @@ from ._recur import (
     LSTM,
     RNN,
     Recur,
+    fitting,  # noqa: F401 (LAYERS_ONLY)
     reset_,
     truncate_,
     truncating,  # noqa: F401 (LAYERS_ONLY)
@@ -149,7 +150,7 @@ __all__ = [
 LAYERS_ONLY = [
     "UnregisteredModelError", "children", "is_tracked_leaf", "is_transient", "items",
     "mapchildren", "path_of", "put", "walk", "host_rng", "stream_state", "set_stream_state",
-    "truncating",
+    "truncating", "fitting",
 ]  # fmt: skip
 
 register_leaf_finder(leaf_owners)  # gradient(f, model) threads the model's state leaves

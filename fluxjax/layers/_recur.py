@@ -46,12 +46,21 @@ from ._walk import walk
 
 _where = track(lambda fresh, init, s: jnp.where(fresh > 0, init, s))
 _stack = track(lambda ys: jnp.stack(ys, axis=1))
+_broadcast = track(jnp.broadcast_to)
+
+
+def _batched(v, batch):
+    """``v`` broadcast to ``(*batch, size)`` (itself when it has that shape)."""
+    shape = (*batch, v.shape[-1])
+    return v if tuple(v.shape) == shape else _broadcast(v, shape)
 
 
 class _Steps(threading.local):
-    """Per thread: the token of the ``train_`` step running now (None outside ``train_``)."""
+    """Per thread: the token of the ``train_`` step running now (None outside ``train_``);
+    the carry fits a compiled trace noted (``fitting``; None outside one)."""
 
     token = None
+    fits = None
 
 
 _STEPS = _Steps()
@@ -66,6 +75,19 @@ def truncating():
         yield
     finally:
         _STEPS.token = old
+
+
+@contextlib.contextmanager
+def fitting():
+    """Inside the block (a compiled ``train_`` trace), a ``Recur`` whose carry the trace
+    does not thread yet and that has another shape than the batch notes how to fit it:
+    the block yields ``{id(recur): setup}``, for the retrace that threads the carry to
+    fit it too (without it, the threaded trace would ask for a retrace of its own)."""
+    old, _STEPS.fits = _STEPS.fits, {}
+    try:
+        yield _STEPS.fits
+    finally:
+        _STEPS.fits = old
 
 
 class _Live(NamedTuple):
@@ -105,6 +127,29 @@ def _threaded(held):
     """Leaves a compiled step reads as inputs (their shape is fixed in this trace); a
     plain pytree's raw arrays (plain ``jax.jit`` of the model) may take any shape."""
     return any(isinstance(s, tracker.Tracked) and _plain_tracer(data(s)) for s in held)
+
+
+def _scanned(cell, h, x):
+    """``(h, ys)``: ``cell``'s steps over ``x`` ``(n, time, in)`` from ``h``, in one
+    ``lax.scan`` (its ``looped`` step when it has one); ``ys`` is ``(n, time, out)``.
+
+    When a step's output is its new state's first array (Flux's cells), the last output
+    is read from the final state rather than from the scan's outputs: a loss that keeps
+    only the last output (``m(x)[:, -1]``) then leaves the scan's outputs unused, and XLA
+    drops them (storing each step's output, and adding its gradient back, made an LSTM
+    epoch ~10% slower)."""
+    step, echoes = cell.looped() if hasattr(cell, "looped") else cell, []
+
+    def body(h, xt):  # a new function per trace: JAX caches a scan's body by identity
+        h, y = step(h, xt)
+        echoes.append(y is _as_tuple(h)[0])
+        return h, y
+
+    h, ys = jax.lax.scan(body, h, jnp.swapaxes(x, 0, 1))
+    ys = jnp.swapaxes(ys, 0, 1)
+    if all(echoes):  # (batch-major: XLA sees through a slice of this concatenation)
+        ys = jnp.concatenate([ys[:, :-1], _as_tuple(h)[0][:, None]], axis=1)
+    return h, ys
 
 
 @dataclass(eq=False, repr=False, init=False)
@@ -157,7 +202,10 @@ class Recur:
         """``(n, time, in) -> (n, time, out)``. Inside a trace whose steps give plain JAX
         values, every step runs in one ``jax.lax.scan``; otherwise step by step."""
         batch = tuple(x.shape[:1])
-        h, first = self._current(batch), []
+        # of the batch's shape, lifted: plain values in a trace that computes tracked steps
+        # as plain JAX, even from the initial state's params (reset_ in the loss)
+        h = self._current(batch)
+        h, first = _like(h, [_batched(v, batch) for v in _as_tuple(h)]), []
         if not _gives_plain(x, h):  # the first step tells: does it give plain values?
             h, y = self.cell(h, x[:, 0])
             self._remember(h, batch)
@@ -166,15 +214,8 @@ class Recur:
                 return _stack(first + [self._step(x[:, t])[1] for t in range(x.shape[1])])
         if x.shape[1] == 0:
             return _stack(first)
-        # plain values (as the cell's lifted step reads them), each of the batch's shape
-        h = _like(h, [jnp.broadcast_to(data(v), (*batch, v.shape[-1])) for v in _as_tuple(h)])
-
-        def body(h, xt):  # a new function per trace: JAX caches a scan's body by identity
-            return self.cell(h, xt)
-
-        h, ys = jax.lax.scan(body, h, jnp.swapaxes(data(x), 0, 1))
+        h, ys = _scanned(self.cell, h, data(x))
         self._remember(h, batch)
-        ys = jnp.swapaxes(ys, 0, 1)
         return jnp.concatenate([first[0][:, None], ys], axis=1) if first else ys
 
     def _live(self):
@@ -207,6 +248,7 @@ class Recur:
         if _threaded(held):  # threaded by a compiled step
             raise tracker.Retrace(setup=lambda: self._fit(batch))
         if all(_shape(s) == i.shape for s, i in zip(held, init)):  # unbatched: broadcasts
+            self._note_fit(lambda: self._fit(batch))  # what the threaded trace would ask
             return _like(self.state, [_where(self.fresh, i, s) for i, s in zip(init, held)])
         if not _plain_tracer(data(self.fresh)) and float(data(self.fresh)) == 0:
             raise self._mismatch(_shape(held[0]), batch)
@@ -227,6 +269,11 @@ class Recur:
         if reset:
             write(self, "fresh", np.ones((), np.float32))
 
+    def _note_fit(self, setup):
+        """Inside ``fitting``: ``setup`` fits this carry (the first noted in a trace)."""
+        if _STEPS.fits is not None:
+            _STEPS.fits.setdefault(id(self), setup)
+
     def _mismatch(self, shape, batch):
         return ValueError(
             f"{self!r}: its state, of shape {tuple(shape)}, comes from a batch of another "
@@ -242,8 +289,12 @@ class Recur:
         elif not any(_plain_tracer(v) for v in values):  # eager: the carry takes a new shape
             for s, v in zip(held, values):
                 tracker.resize(s, v)
-        elif _threaded(held):  # threaded: trace again, reshaped
-            raise tracker.Retrace(setup=lambda: self._fit(batch, reset=True))
+        elif _threaded(held):  # threaded (or holding what reset_ wrote): trace again,
+            # reshaped; the leaves too, for a trace that did not thread them yet
+            setup = lambda: self._fit(batch, reset=True)  # noqa: E731
+            raise tracker.Retrace([*held, self.fresh], setup=setup)
+        else:  # not threaded yet: the retrace that threads it can fit it first
+            self._note_fit(lambda: self._fit(batch, reset=True))
         write(self, "fresh", np.zeros((), np.float32))
         object.__setattr__(self, "_carry", _Live(h, data(self.fresh), _STEPS.token))
 

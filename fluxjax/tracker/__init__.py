@@ -4,8 +4,9 @@ Besides the user's API (``__all__``), a small seam for the compiled paths (``tra
 ``fluxjax.jit``), listed in ``TRACKER_ONLY``:
 ``Pure`` (one bridge transaction: imperative code over leaves run as a pure function of
 arrays, then checked and written back; over ``run``), ``retracing`` (the one retrace loop),
-``Retrace``, ``check``/``raise_failed``, ``values_of``/``grads_of``/``assign``/``write_back``,
-and ``Cache``. Nothing outside the tracker touches a leaf's cell or ``_grad``.
+``Retrace``, ``check``/``raise_failed``/``refuse_tracers``,
+``values_of``/``grads_of``/``assign``/``write_back``, and ``Cache``. Nothing outside the
+tracker touches a leaf's cell or ``_grad``.
 """
 
 from ._back import back_, update_
@@ -20,6 +21,7 @@ from ._bridge import (
     is_freed,
     plain,
     raise_failed,
+    refuse_tracers,
     resize,
     retracing,
     run,
@@ -59,5 +61,5 @@ TRACKER_ONLY = [
     "Cache", "Retrace", "Run", "assign", "cache_sizes", "check", "grads_of", "plain",
     "raise_failed", "register_leaf_finder", "run", "values_of", "warn_user", "write_back",
     "is_freed", "resize", "transaction", "Guards", "noting_statics", "static",
-    "Pure", "Effects", "retracing", "Guarded",
+    "Pure", "Effects", "retracing", "Guarded", "refuse_tracers",
 ]  # fmt: skip

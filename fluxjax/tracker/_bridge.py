@@ -27,7 +27,18 @@ import numpy as np
 
 from ._cache import noting_statics
 from ._cell import LeafCell, Value
-from ._trace import Transaction, check, checking, keeping_graph, note, restore, swapped, watching
+from ._compat import Tracer
+from ._trace import (
+    TRACE,
+    Transaction,
+    check,
+    checking,
+    keeping_graph,
+    note,
+    restore,
+    swapped,
+    watching,
+)
 
 
 class Run(NamedTuple):
@@ -36,7 +47,7 @@ class Run(NamedTuple):
     ``out``: ``f``'s result, tracked values made plain. ``values`` / ``grads``: each
     threaded leaf's value and ``.grad`` (None: zeros) after ``f``. ``touched``: the other
     leaves ``f`` read or wrote; ``written``: for each, the value ``f`` assigned (None if
-    it only read it). ``checks``: the traced ``(ok, message)`` of ``check`` calls, to
+    it only read it). ``checks``: the traced ``(ok, message, error)`` of ``check`` calls, to
     return from the compiled step and test after it (``raise_failed``).
     """
 
@@ -158,20 +169,22 @@ class Pure:
         self.compiled, self.keep_graph, self.write_leaves = compiled, keep_graph, write_leaves
         self.touched: list = []
         self.messages: list = []
+        self.errors: list = []
 
     def __call__(self, values, *args, grads=None):
         r = run(self.f, args, self.leaves, values, grads, keep_graph=self.keep_graph)
         if self.compiled and r.touched:
             raise Retrace(r.touched)
-        self.touched, self.messages = r.touched, [m for _, m in r.checks]
+        self.touched, self.messages = r.touched, [m for _, m, _ in r.checks]
+        self.errors = [e for *_, e in r.checks]  # the type each check raises
         changed = None
         if self.write_leaves:  # None where f left the leaf as it came in: nothing to write
             changed = [v if v is not old else None for v, old in zip(r.values, values)]
-        return r.out, Effects([ok for ok, _ in r.checks], r.written, changed, r.grads)
+        return r.out, Effects([ok for ok, *_ in r.checks], r.written, changed, r.grads)
 
     def commit(self, effects: Effects):
         """After the transformation returned: check, then write back (see the class)."""
-        raise_failed(effects.oks, self.messages)
+        raise_failed(effects.oks, self.messages, self.errors)
         write_back(self.touched, effects.written)
         if effects.values is None:
             return
@@ -259,10 +272,11 @@ def transaction():
     return Transaction()
 
 
-def raise_failed(oks, messages):
-    """After a compiled call: raise ``FloatingPointError`` for the first check that failed."""
-    for ok, message in zip(oks, messages):
-        check(ok, message)
+def raise_failed(oks, messages, errors=None):
+    """After a compiled call: raise for the first check that failed (``errors[i]``, by
+    default ``FloatingPointError``, with ``messages[i]``)."""
+    for i, (ok, message) in enumerate(zip(oks, messages)):
+        check(ok, message, FloatingPointError if errors is None else errors[i])
 
 
 def write_back(leaves, values):
@@ -270,6 +284,23 @@ def write_back(leaves, values):
     for p, v in zip(leaves, values, strict=True):
         if v is not None:
             p.data = v
+
+
+def refuse_tracers(values, grads=None):
+    """Before a compiled call's results are written to leaves: ``RuntimeError`` if one is
+    a JAX tracer of a transformation fluxjax did not open (``jax.jit`` around a
+    ``fluxjax.jit`` step): the leaf would keep it after that trace.
+
+    >>> refuse_tracers([jnp.ones(2), None], [None, None])
+    """
+    if TRACE.swaps or TRACE.watches:  # inside fluxjax's own: its leaves are put back
+        return
+    if any(isinstance(x, Tracer) for x in (*values, *(grads or ()))):
+        raise RuntimeError(
+            "a fluxjax.jit step that writes params or state (values or .grad) ran inside "
+            "jax.jit/jax.grad/jax.vmap: the leaves would keep JAX tracers after that trace. "
+            "Call the step outside it, or compile the outer function with fluxjax.jit"
+        )
 
 
 def values_of(leaves):

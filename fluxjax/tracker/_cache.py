@@ -91,6 +91,7 @@ class Guards:
 
     def __init__(self):
         self.places: list = []
+        self.version = 0  # one more for each ``add`` that found a new place
 
     def add(self, reads) -> bool:
         """Adds the places of ``reads`` not yet known; True if any was new."""
@@ -102,6 +103,7 @@ class Guards:
                 known.add((id(obj), read.name))
                 self.places.append((read.ref, read.name))
                 new = True
+        self.version += new
         return new
 
     def key(self) -> tuple:

@@ -41,7 +41,7 @@ class TraceState(threading.local):
     id(leaf) -> Before of the open ``watching()`` blocks, which note reads and writes),
     ``writes`` (those and the open transactions' dicts, which note writes only),
     ``keep_graph`` (depth of ``keeping_graph`` blocks), ``checks`` (the innermost
-    ``checking()`` block's list of ``(ok, message)``, or None)."""
+    ``checking()`` block's list of ``(ok, message, error)``, or None)."""
 
     def __init__(self):
         self.swaps: dict = {}
@@ -134,12 +134,12 @@ def check(ok, message, error=FloatingPointError):
         if not bool(ok):
             raise error(message)
     elif TRACE.checks is not None:
-        TRACE.checks.append((ok, message))
+        TRACE.checks.append((ok, message, error))
 
 
 @contextlib.contextmanager
 def checking():
-    """Yield the list of ``(traced ok, message)`` that ``check`` collects in the block."""
+    """Yield the list of ``(traced ok, message, error)`` that ``check`` collects in the block."""
     found: list = []
     outer, TRACE.checks = TRACE.checks, found
     try:

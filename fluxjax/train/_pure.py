@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from fluxjax import tracker
+from fluxjax.layers import fitting
 
 FINE, BAD_LOSS, BAD_GRADIENT = 0, 1, 2
 
@@ -25,8 +26,21 @@ def _call(loss, item):
     return loss(*item) if isinstance(item, tuple) else loss(item)
 
 
+def _chained(setups):
+    def setup():
+        for s in setups:
+            s()
+
+    return setup
+
+
 def _finite(tree):
-    return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+    """Whether every element of ``tree`` is finite: one reduction over the leaves of each
+    dtype, concatenated (a reduction per leaf was a loop of its own per leaf on a CPU)."""
+    by_dtype: dict = {}
+    for x in jax.tree.leaves(tree):
+        by_dtype.setdefault(jnp.result_type(x), []).append(jnp.ravel(x))
+    return jnp.all(jnp.array([jnp.isfinite(jnp.concatenate(xs)).all() for xs in by_dtype.values()]))
 
 
 class Status(NamedTuple):
@@ -70,7 +84,13 @@ def _loss_value(entry, arrays, extra_values, batch):
     are the extras' new values, carried on (``Compiled.sync`` writes them back)."""
     plist, n = entry.plist, len(arrays)
     bridge = tracker.Pure(_call, plist + entry.extras, compiled=True, write_leaves=True)
-    out, effects = bridge([*arrays, *extra_values], entry.loss(), batch)
+    with fitting() as fits:  # a recurrent carry found here is fitted to its batch as well
+        try:
+            out, effects = bridge([*arrays, *extra_values], entry.loss(), batch)
+        except tracker.Retrace as r:
+            if not fits or r.setup is not None:
+                raise
+            raise tracker.Retrace(r.leaves, setup=_chained(list(fits.values()))) from None
     if any(v is not None for v in effects.values[:n]):
         raise ValueError(
             "the loss assigns a param it is trained on (p.data = ..., update_, p -= ...); "
