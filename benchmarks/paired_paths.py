@@ -17,7 +17,8 @@ calls:
 - a ``fluxjax.jit`` step (``back_`` and ``update_`` inside);
 - the seed's three idioms (``gradient`` then ``update_(p, -η * gs[p])``, ``gradient`` then
   ``update_(opt, ps, gs)``, ``back_`` then ``update_(p, -η * grad(p))``) at tiny and small,
-  a block of steps ending on every ``p.data``, so pending updates are timed too (written here, so both checkouts run the same code).
+  a block of steps ending on every ``p.data``, so pending updates are timed too (written
+  here, so both checkouts run the same code).
 
 The table gives the median over pairs of each side (µs per call or step) and the
 after/before ratio.
