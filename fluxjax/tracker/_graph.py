@@ -187,23 +187,16 @@ def plan(root, full=True) -> Tape:
             slot[k] = ~len(nodes)
             nodes.append(n)
             ins.append(refs)
-    first, steps = len(inputs), []  # refs: the inputs first, then the steps' outputs
+    first, steps, sigs = len(inputs), [], []  # refs: the inputs, then the steps' outputs
     for n, refs in zip(nodes, ins):
         for j, r in enumerate(refs):
             if r < 0:
                 refs[j] = first + ~r
         steps.append((n._op, tuple(refs)))
-    sigs = tuple(  # as in _spec.out_aval, but a leaf cell's tells a state leaf (inlined)
-        [
-            a.sig
-            if type(a) is LeafCell
-            else a._aval
-            if isinstance(a, Value)
-            else (a.shape, a.dtype, getattr(a, "weak_type", False))
-            for a in inputs
-        ]
-    )
-    return _new(Tape, (tuple(steps), inputs, nodes, sigs))
+    for a in inputs:  # as in _spec.out_aval, but a leaf cell's tells a state leaf (inlined)
+        t = a.sig if type(a) is LeafCell else a._aval if isinstance(a, Value) else None
+        sigs.append((a.shape, a.dtype, getattr(a, "weak_type", False)) if t is None else t)
+    return _new(Tape, (tuple(steps), inputs, nodes, tuple(sigs)))
 
 
 def live_value(x):
