@@ -27,7 +27,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-CHILD = r"""
+from benchmarks.paired_paths import JIT_STEP
+
+CHILD = (
+    JIT_STEP
+    + r"""
 import sys
 import jax, jax.numpy as jnp, numpy as np
 import fluxjax as fj
@@ -42,16 +46,7 @@ loss = lambda: fj.mse(m(x), y)
 lf, opt = (lambda a, b: fj.mse(m(a), b)), fj.Descent(0.01)
 
 def jit_row():
-    W = fj.param(rng.normal(size=(16,)).astype(np.float32))
-    v = jnp.ones(16)
-
-    @fj.jit
-    def jitted(a):
-        l = (W * a).sum()
-        fj.back_(l)
-        fj.update_(W, -0.1 * fj.grad(W))
-        return l
-
+    jitted, v = jit_step(rng), jnp.ones(16)
     return lambda: jitted(v)
 
 rows = {
@@ -66,6 +61,7 @@ for _ in range(8 + n):
     r = f()
 jax.block_until_ready(r)
 """
+)
 
 ROWS = {"forward": 1, "gradient": 1, "jit": 1, "eager": 10, "list": 50}  # steps per call
 FEW, CALLS = 20, 200

@@ -33,7 +33,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHILD = r"""
+JIT_STEP = r"""
+import numpy as np
+import fluxjax as fj
+
+def jit_step(rng):  # the fluxjax.jit row: back_ and update_ inside the compiled step
+    W = fj.param(rng.normal(size=(16,)).astype(np.float32))
+
+    @fj.jit
+    def jitted(a):
+        l = (W * a).sum()
+        fj.back_(l)
+        fj.update_(W, -0.1 * fj.grad(W))
+        return l
+
+    return jitted
+"""
+"""The ``fluxjax.jit`` row's step, shared with ``instructions.py``'s child."""
+
+CHILD = (
+    JIT_STEP
+    + r"""
 import json, time
 import jax, jax.numpy as jnp, numpy as np
 import fluxjax as fj
@@ -76,15 +96,7 @@ loader = fj.DataLoader((xs, ys), batchsize=32)
 out["train_ over a DataLoader, per step"] = best(lambda: fj.train_(lf, ps, loader, opt), 4, per=50)
 eager = lambda: fj.train_(lf, ps, data[:10], opt, jit=False)
 out["train_(jit=False), per step"] = best(eager, 1, per=10)
-W = fj.param(rng.normal(size=(16,)).astype(np.float32))
-
-@fj.jit
-def jitted(a):
-    l = (W * a).sum()
-    fj.back_(l)
-    fj.update_(W, -0.1 * fj.grad(W))
-    return l
-
+jitted = jit_step(rng)
 out["fluxjax.jit step"] = best(lambda: jitted(v), 100)
 
 def seed_forms(size):  # the seed's three idioms, as benchmarks/seed_idioms.py writes them
@@ -121,6 +133,7 @@ for name, n in (("tiny", 50), ("small", 10)):
         out[f"seed {form}, {name}"] = best(fn, n, sync=lambda ps: [p.data for p in ps])
 print(json.dumps(out))
 """
+)
 
 
 def _run(root: Path) -> dict:
