@@ -15,7 +15,9 @@ Three measurements, each in this one process (issue 14, "Benchmark"):
      step's compiled call, as in a real loop, and the last one is timed too);
    - the same `gradient`, then `update_(opt, ps, gs)` with `opt = Descent(η)`;
    - `l = mse(m(x), y); back_(l)` then `update_(p, -η * grad(p))` per param;
-   - `train_` per step (one call over 100 / 50 copies of the batch, time per step).
+   - `train_` per step (one call over 100 / 50 copies of the batch, time per step);
+   - the `back_` loop's floor in plain JAX (`_jax_seed_shaped`): a jitted `value_and_grad`,
+     the loss read on the host, six eager `-η * g` and six eager `p + d`.
 2. **`train_` called again and again**: 10 calls of `train_(loss, params(m), data, ADAM())`
    over 10 tiny batches (a new `ADAM()` and a new `Params` each call: Flux's
    `for epoch in 1:10` habit), the same with a new loss lambda each call, with one reused
@@ -35,6 +37,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import fluxjax as fj
 from benchmarks import _peers
@@ -81,6 +84,29 @@ def _torch(size: _peers.Size, threads: int) -> Step:
     return Step.eager(run)
 
 
+def _jax_seed_shaped(size: _peers.Size) -> Step:
+    """The seed's loop written in plain JAX, the floor under fluxjax's `back_` loop: one
+    `jax.jit(value_and_grad)` call, the loss read on the host (as `back_` reads it to
+    raise on NaN), then the user's six eager `-η * g` and six eager `p + d`. fluxjax does
+    the same JAX work minus the six adds (each `update_` is added inside the next step's
+    compiled call), so neither fluxjax nor any library built on a JAX array per `grad(p)`
+    can run this idiom in fewer dispatches."""
+
+    params = _peers._init_flat(size)
+    x, y = (jnp.asarray(a[0]) for a in _peers.batches(size))
+    value_and_grad = jax.jit(jax.value_and_grad(_peers._flat_loss))
+
+    def run():
+        nonlocal params
+        loss, gs = value_and_grad(params, x, y)
+        if not np.isfinite(float(loss)):
+            raise FloatingPointError(loss)
+        params = [p + (-ETA * g) for p, g in zip(params, gs)]
+        return loss
+
+    return Step(run, sync=lambda _: jax.block_until_ready(params))
+
+
 IDIOMS = {
     "gradient + update_(p, -η·gs[p])": lambda s: _gradient_loop(s, with_opt=False),
     "gradient + update_(opt, ps, gs)": lambda s: _gradient_loop(s, with_opt=True),
@@ -89,6 +115,7 @@ IDIOMS = {
     "torch eager": lambda s: _torch(s, 1),
     "torch eager, 2 threads": lambda s: _torch(s, 2),
     "jax.jit": lambda s: _peers.make_jax_jit(s, "sgd"),
+    "jax, the seed's loop by hand": _jax_seed_shaped,
 }
 
 
